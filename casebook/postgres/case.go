@@ -1,0 +1,182 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"casebook/casebook"
+)
+
+const caseColumns = `c.id, c.number, c.org_id, o.name AS org_name, o.domain AS org_domain,
+	c.requester_id, r.email AS requester_email, c.owner_id, w.email AS owner_email, w.name AS owner_name,
+	c.subject, c.status, c.attachment_count, c.created_at, c.updated_at`
+
+const caseJoins = ` FROM cases c JOIN orgs o ON o.id = c.org_id JOIN users r ON r.id = c.requester_id JOIN users w ON w.id = c.owner_id`
+
+// NewCase is a case to open.
+type NewCase struct {
+	OrgID       int64
+	RequesterID int64
+	OwnerID     int64
+	Subject     string
+}
+
+// OpenCase opens a case. The requester must be a customer of the org and the owner staff.
+// Mails queued with it (the case email to the requester) commit in the same transaction.
+func (s *Store) OpenCase(ctx context.Context, nc NewCase, mails ...func(c casebook.Case) casebook.OutboxMail) (casebook.Case, error) {
+	nc.Subject = strings.TrimSpace(nc.Subject)
+	if nc.Subject == "" {
+		return casebook.Case{}, fmt.Errorf("open case: %w: subject is empty", casebook.ErrInvalidInput)
+	}
+	var c casebook.Case
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var ok bool
+		if err := tx.GetContext(ctx, &ok, `SELECT
+			EXISTS (SELECT 1 FROM users WHERE id = $1 AND org_id = $2) AND EXISTS (SELECT 1 FROM users WHERE id = $3 AND staff)`,
+			nc.RequesterID, nc.OrgID, nc.OwnerID); err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: the requester must belong to the org and the owner must be staff", casebook.ErrInvalidInput)
+		}
+		var id int64
+		if err := tx.GetContext(ctx, &id, `INSERT INTO cases (org_id, requester_id, owner_id, subject) VALUES ($1, $2, $3, $4) RETURNING id`,
+			nc.OrgID, nc.RequesterID, nc.OwnerID, nc.Subject); err != nil {
+			return err
+		}
+		if err := tx.GetContext(ctx, &c, `SELECT `+caseColumns+caseJoins+` WHERE c.id = $1`, id); err != nil {
+			return err
+		}
+		for _, m := range mails {
+			if err := enqueue(ctx, tx, m(c)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return casebook.Case{}, fmt.Errorf("open case: %w", err)
+	}
+	return c, nil
+}
+
+// CaseByNumber finds a case by its number.
+func (s *Store) CaseByNumber(ctx context.Context, number int64) (casebook.Case, error) {
+	var c casebook.Case
+	err := s.db.GetContext(ctx, &c, `SELECT `+caseColumns+caseJoins+` WHERE c.number = $1`, number)
+	if err != nil {
+		return c, fmt.Errorf("case %d: %w", number, notFound(err, casebook.ErrCaseNotFound))
+	}
+	return c, nil
+}
+
+// SetCaseStatus moves a case to a status.
+func (s *Store) SetCaseStatus(ctx context.Context, number int64, st casebook.Status) (casebook.Case, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE cases SET status = $2, updated_at = now() WHERE number = $1`, number, st)
+	if err != nil {
+		return casebook.Case{}, fmt.Errorf("set status of case %d: %w", number, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return casebook.Case{}, fmt.Errorf("case %d: %w", number, casebook.ErrCaseNotFound)
+	}
+	return s.CaseByNumber(ctx, number)
+}
+
+// CaseFilter selects cases for a list. Zero fields do not filter.
+type CaseFilter struct {
+	OrgID    int64
+	OwnerID  int64
+	Statuses []casebook.Status
+	// After is the keyset cursor: the last row of the previous page.
+	After *CaseCursor
+	Limit int
+}
+
+// CaseCursor is a position in a list ordered by most recent activity.
+type CaseCursor struct {
+	UpdatedAt time.Time
+	ID        int64
+}
+
+// Cases lists cases by most recent activity, newest first, one keyset page at a time.
+func (s *Store) Cases(ctx context.Context, f CaseFilter) ([]casebook.Case, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 50
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	if f.OrgID != 0 {
+		where = append(where, "c.org_id = "+arg(f.OrgID))
+	}
+	if f.OwnerID != 0 {
+		where = append(where, "c.owner_id = "+arg(f.OwnerID))
+	}
+	if len(f.Statuses) > 0 {
+		sts := make([]string, len(f.Statuses))
+		for i, st := range f.Statuses {
+			sts[i] = arg(string(st))
+		}
+		where = append(where, "c.status IN ("+strings.Join(sts, ", ")+")")
+	}
+	if f.After != nil {
+		where = append(where, "(c.updated_at, c.id) < ("+arg(f.After.UpdatedAt)+", "+arg(f.After.ID)+")")
+	}
+	q := `SELECT ` + caseColumns + caseJoins
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY c.updated_at DESC, c.id DESC LIMIT " + arg(f.Limit)
+	var cs []casebook.Case
+	if err := s.db.SelectContext(ctx, &cs, q, args...); err != nil {
+		return nil, fmt.Errorf("list cases: %w", err)
+	}
+	return cs, nil
+}
+
+// Timeline returns a case's updates, oldest first, each with its attachments.
+func (s *Store) Timeline(ctx context.Context, caseID int64) ([]casebook.TimelineEntry, error) {
+	var es []casebook.TimelineEntry
+	if err := s.db.SelectContext(ctx, &es, `SELECT id, source, external_id, author_user_id, author, body, created_at
+		FROM updates WHERE case_id = $1 ORDER BY created_at, id`, caseID); err != nil {
+		return nil, fmt.Errorf("timeline of case %d: %w", caseID, err)
+	}
+	as, err := s.AttachmentsForCase(ctx, caseID)
+	if err != nil {
+		return nil, err
+	}
+	byUpdate := map[int64][]casebook.Attachment{}
+	for _, a := range as {
+		byUpdate[a.UpdateID] = append(byUpdate[a.UpdateID], a)
+	}
+	for i := range es {
+		es[i].Attachments = byUpdate[es[i].ID]
+	}
+	return es, nil
+}
+
+const attachmentColumns = `a.id, a.case_id, a.update_id, a.filename, a.content_type, a.size, a.sha256, a.blob_key, a.inline, u.author, a.created_at`
+
+// AttachmentsForCase lists a case's attachments, oldest first.
+func (s *Store) AttachmentsForCase(ctx context.Context, caseID int64) ([]casebook.Attachment, error) {
+	var as []casebook.Attachment
+	if err := s.db.SelectContext(ctx, &as, `SELECT `+attachmentColumns+` FROM attachments a JOIN updates u ON u.id = a.update_id
+		WHERE a.case_id = $1 ORDER BY a.id`, caseID); err != nil {
+		return nil, fmt.Errorf("attachments of case %d: %w", caseID, err)
+	}
+	return as, nil
+}
+
+// AttachmentByID finds an attachment with the case it belongs to.
+func (s *Store) AttachmentByID(ctx context.Context, id int64) (casebook.Attachment, error) {
+	var a casebook.Attachment
+	err := s.db.GetContext(ctx, &a, `SELECT `+attachmentColumns+` FROM attachments a JOIN updates u ON u.id = a.update_id WHERE a.id = $1`, id)
+	if err != nil {
+		return a, fmt.Errorf("attachment %d: %w", id, notFound(err, casebook.ErrNotFound))
+	}
+	return a, nil
+}

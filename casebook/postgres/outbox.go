@@ -1,0 +1,34 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+
+	"casebook/casebook"
+)
+
+// enqueue queues a mail inside the caller's transaction, so the mail exists exactly
+// when the change that caused it does.
+func enqueue(ctx context.Context, tx *sqlx.Tx, m casebook.OutboxMail) error {
+	data, err := json.Marshal(m.Data)
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", m.Kind, err)
+	}
+	if m.Data == nil {
+		data = []byte("{}")
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO outbox (kind, case_id, update_id, user_id, recipient, message_id, data)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, m.Kind, m.CaseID, m.UpdateID, m.UserID, m.Recipient, m.MessageID, data)
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", m.Kind, err)
+	}
+	return nil
+}
+
+// Enqueue queues a mail on its own.
+func (s *Store) Enqueue(ctx context.Context, m casebook.OutboxMail) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return enqueue(ctx, tx, m) })
+}

@@ -1,0 +1,394 @@
+package casebook
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Author says who wrote an update, as its channel knows them.
+type Author struct {
+	// UserID is set by channels that have authenticated a user (the web page).
+	UserID int64
+	// Kind and Value name the channel identity (an email address, a Slack user id).
+	Kind  IdentityKind
+	Value string
+	// Name is a display name the channel offered, kept for the timeline.
+	Name string
+}
+
+func (a Author) label() string {
+	switch {
+	case a.Name != "" && a.Value != "":
+		return a.Name + " <" + a.Value + ">"
+	case a.Value != "":
+		return a.Value
+	case a.Name != "":
+		return a.Name
+	}
+	return "unknown"
+}
+
+// File is one file of an update. Body is read once, front to back.
+type File struct {
+	Name string
+	// ContentType is what the sender declared; the stored type is sniffed from the bytes.
+	ContentType string
+	Inline      bool
+	Body        io.Reader
+}
+
+// FileSeq yields an update's files one at a time, so that a channel can hand over
+// streams it can read only once (a multipart request, a MIME message, a download).
+// Each file's Body must be consumed before yield returns. FileSeq returns the first
+// error from yield, or its own.
+type FileSeq func(yield func(File) error) error
+
+// Files returns a FileSeq over a fixed list.
+func Files(files ...File) FileSeq {
+	return func(yield func(File) error) error {
+		for _, f := range files {
+			if err := yield(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// Checkpoint is a channel position advanced in the same transaction as the update, so
+// that a crash between the two is impossible (an IMAP mailbox's last UID).
+type Checkpoint struct {
+	Channel string
+	Key     string
+	Value   string
+}
+
+// Update is what a channel asks to add to a case.
+type Update struct {
+	Source Source
+	// ExternalID identifies the input in its channel (a mail hash, a Slack file id);
+	// (Source, ExternalID) is unique, so a replay stores nothing.
+	ExternalID string
+	CaseNumber int64
+	Author     Author
+	// ChannelOrgID is the org a chat channel is bound to; the case must belong to it.
+	ChannelOrgID int64
+	// ProvenRecipient is set when the channel has proof that the author received
+	// casebook's mail for this case (a reply token or a threading header). It lets any
+	// contact of the case's org write, including one matched only by the org's domain.
+	ProvenRecipient bool
+	Body            string
+	Files           FileSeq
+	// Meta is channel detail kept with the update (how the case was matched, thread ids).
+	Meta       map[string]string
+	Checkpoint *Checkpoint
+}
+
+// Result says what AddUpdate did.
+type Result string
+
+// The results of a successful AddUpdate.
+const (
+	ResultAdded     Result = "added"
+	ResultDuplicate Result = "duplicate"
+)
+
+// Outcome reports a successful AddUpdate.
+type Outcome struct {
+	Result      Result
+	UpdateID    int64
+	Case        Case
+	Attachments []Attachment
+	Reopened    bool
+}
+
+// StoredBlob is a file in the blob store.
+type StoredBlob struct {
+	Key         string
+	SHA256      string
+	Size        int64
+	ContentType string
+	// Created is false when identical content was already stored.
+	Created bool
+}
+
+// Blobs stores file contents by their SHA-256.
+type Blobs interface {
+	// Put streams r into the store, refusing more than limit bytes with ErrTooLarge.
+	Put(ctx context.Context, r io.Reader, limit int64) (StoredBlob, error)
+	Remove(ctx context.Context, key string) error
+}
+
+// NewUpdate is a validated update ready to commit.
+type NewUpdate struct {
+	CaseID       int64
+	Source       Source
+	ExternalID   string
+	AuthorUserID *int64
+	Author       string
+	Body         string
+	Meta         map[string]string
+	Attachments  []Attachment
+	// Reopen moves a resolved case back to open.
+	Reopen bool
+	// Notify, when set, is queued for the case owner in the same transaction.
+	Notify     *OutboxMail
+	Checkpoint *Checkpoint
+}
+
+// OutboxKind names the mails casebook sends.
+type OutboxKind string
+
+// The mails.
+const (
+	MailOwnerNotification OutboxKind = "owner_notification"
+	MailCaseEmail         OutboxKind = "case_email"
+	MailTemporaryPassword OutboxKind = "temporary_password"
+)
+
+// OutboxMail is a mail queued for the outbox worker. Data is the template's input.
+type OutboxMail struct {
+	Kind      OutboxKind
+	CaseID    *int64
+	UpdateID  *int64
+	UserID    *int64
+	Recipient string
+	MessageID string
+	Data      map[string]any
+}
+
+// UpdateStore is what AddUpdate needs from storage.
+type UpdateStore interface {
+	CaseByNumber(ctx context.Context, number int64) (Case, error)
+	UserByIdentity(ctx context.Context, kind IdentityKind, value string) (User, error)
+	UserByID(ctx context.Context, id int64) (User, error)
+	UpdateIDByExternalID(ctx context.Context, source Source, externalID string) (int64, error)
+	// CommitUpdate stores u in one transaction, or returns ErrDuplicate, or
+	// ErrCaseClosed when the case closed meanwhile.
+	CommitUpdate(ctx context.Context, u NewUpdate) (int64, error)
+}
+
+// Options tunes a Service.
+type Options struct {
+	Refs RefFormat
+	// MaxFileSize caps each file; 25 MiB when zero.
+	MaxFileSize int64
+	// MaxFiles caps the files of one update; 200 when zero.
+	MaxFiles int
+	// MessageIDDomain is the right-hand side of the Message-IDs casebook mints.
+	MessageIDDomain string
+	Logger          *slog.Logger
+}
+
+// Service is the domain's entry point for channels.
+type Service struct {
+	store UpdateStore
+	blobs Blobs
+	opt   Options
+	log   *slog.Logger
+}
+
+// NewService returns a Service writing through store and blobs.
+func NewService(store UpdateStore, blobs Blobs, opt Options) *Service {
+	if opt.MaxFileSize <= 0 {
+		opt.MaxFileSize = 25 << 20
+	}
+	if opt.MaxFiles <= 0 {
+		opt.MaxFiles = 200
+	}
+	if opt.MessageIDDomain == "" {
+		opt.MessageIDDomain = "casebook.invalid"
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: store, blobs: blobs, opt: opt, log: opt.Logger}
+}
+
+// Refs returns the case reference format.
+func (s *Service) Refs() RefFormat { return s.opt.Refs }
+
+// MaxFileSize returns the per-file cap.
+func (s *Service) MaxFileSize() int64 { return s.opt.MaxFileSize }
+
+// AddUpdate is the one write path: every channel adds to a case through it.
+// It resolves the case, checks the author may write to it, streams the files into the
+// blob store, and commits the update, its attachments, the owner's notification and
+// the channel checkpoint in one transaction. It is idempotent on (Source, ExternalID):
+// a replay returns ResultDuplicate and stores nothing.
+func (s *Service) AddUpdate(ctx context.Context, u Update) (Outcome, error) {
+	if u.Source == "" || u.ExternalID == "" {
+		return Outcome{}, fmt.Errorf("add update: %w: source and external id are required", ErrInvalidInput)
+	}
+	if id, err := s.store.UpdateIDByExternalID(ctx, u.Source, u.ExternalID); err == nil {
+		return Outcome{Result: ResultDuplicate, UpdateID: id}, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return Outcome{}, fmt.Errorf("add update: %w", err)
+	}
+
+	c, err := s.store.CaseByNumber(ctx, u.CaseNumber)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("add update to %s: %w", s.opt.Refs.Format(u.CaseNumber), err)
+	}
+	author, err := s.authorize(ctx, c, u)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("add update to %s: %w", s.opt.Refs.Format(c.Number), err)
+	}
+	if c.Status == StatusClosed {
+		return Outcome{}, fmt.Errorf("add update to %s: %w", s.opt.Refs.Format(c.Number), ErrCaseClosed)
+	}
+
+	nu := NewUpdate{
+		CaseID:     c.ID,
+		Source:     u.Source,
+		ExternalID: u.ExternalID,
+		Author:     u.Author.label(),
+		Body:       u.Body,
+		Meta:       u.Meta,
+		Checkpoint: u.Checkpoint,
+	}
+	if author != nil {
+		nu.AuthorUserID = &author.ID
+		nu.Author = author.Email
+		if author.Name != "" {
+			nu.Author = author.Name + " <" + author.Email + ">"
+		}
+		nu.Reopen = !author.Staff && c.Status == StatusResolved
+	} else {
+		nu.Reopen = c.Status == StatusResolved
+	}
+
+	var created []string
+	if u.Files != nil {
+		err = u.Files(func(f File) error {
+			if len(nu.Attachments) >= s.opt.MaxFiles {
+				return fmt.Errorf("%w: more than %d", ErrTooManyFiles, s.opt.MaxFiles)
+			}
+			b, err := s.blobs.Put(ctx, f.Body, s.opt.MaxFileSize)
+			if err != nil {
+				return fmt.Errorf("store %q: %w", SanitizeFilename(f.Name), err)
+			}
+			if b.Created {
+				created = append(created, b.Key)
+			}
+			nu.Attachments = append(nu.Attachments, Attachment{
+				Filename:    SanitizeFilename(f.Name),
+				ContentType: b.ContentType,
+				Size:        b.Size,
+				SHA256:      b.SHA256,
+				BlobKey:     b.Key,
+				Inline:      f.Inline,
+			})
+			return nil
+		})
+	}
+	if err == nil && len(nu.Attachments) > 0 && (author == nil || author.ID != c.OwnerID) {
+		nu.Notify = s.ownerNotification(c, nu)
+	}
+	var id int64
+	if err == nil {
+		id, err = s.store.CommitUpdate(ctx, nu)
+	}
+	if errors.Is(err, ErrDuplicate) {
+		return Outcome{Result: ResultDuplicate}, nil
+	}
+	if err != nil {
+		s.removeBlobs(created)
+		return Outcome{}, fmt.Errorf("add update to %s: %w", s.opt.Refs.Format(c.Number), err)
+	}
+	if nu.Reopen {
+		c.Status = StatusOpen
+	}
+	c.Attachments += len(nu.Attachments)
+	s.log.InfoContext(ctx, "update added", "case", s.opt.Refs.Format(c.Number), "source", u.Source,
+		"external_id", u.ExternalID, "attachments", len(nu.Attachments), "reopened", nu.Reopen)
+	return Outcome{Result: ResultAdded, UpdateID: id, Case: c, Attachments: nu.Attachments, Reopened: nu.Reopen}, nil
+}
+
+// removeBlobs deletes blobs this call created for an update that was not committed,
+// so a refused upload leaves nothing behind. Blobs that existed before are kept: other
+// attachments may share them.
+func (s *Service) removeBlobs(keys []string) {
+	// The caller's context may be what failed; cleanup must still run.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, k := range keys {
+		if err := s.blobs.Remove(ctx, k); err != nil {
+			s.log.Warn("cannot remove blob of a failed update", "blob", k, slog.Any("error", err))
+		}
+	}
+}
+
+// authorize applies DESIGN's rule: the author's identity belongs to the case's org, or
+// the channel is bound to that org, or the channel proved the author received our
+// mail for the case. It returns the author's user when one is known.
+func (s *Service) authorize(ctx context.Context, c Case, u Update) (*User, error) {
+	var user *User
+	switch {
+	case u.Author.UserID != 0:
+		usr, err := s.store.UserByID(ctx, u.Author.UserID)
+		if err != nil {
+			return nil, err
+		}
+		user = &usr
+	case u.Author.Kind != "" && u.Author.Value != "":
+		usr, err := s.store.UserByIdentity(ctx, u.Author.Kind, u.Author.Value)
+		if err == nil {
+			user = &usr
+		} else if !errors.Is(err, ErrUserNotFound) {
+			return nil, err
+		}
+	}
+	if u.ChannelOrgID != 0 {
+		if c.OrgID != u.ChannelOrgID {
+			// A case of another org looks exactly like an unknown case.
+			return nil, ErrCaseNotFound
+		}
+		return user, nil
+	}
+	if user != nil && (user.InOrg(c.OrgID) || user.Staff) {
+		return user, nil
+	}
+	if u.ProvenRecipient && u.Author.Kind == IdentityEmail && c.OrgDomain != "" && emailDomainIs(u.Author.Value, c.OrgDomain) {
+		return user, nil
+	}
+	return nil, ErrNotAllowed
+}
+
+func emailDomainIs(addr, domain string) bool {
+	at := strings.LastIndexByte(addr, '@')
+	return at > 0 && strings.EqualFold(addr[at+1:], domain)
+}
+
+func (s *Service) ownerNotification(c Case, nu NewUpdate) *OutboxMail {
+	files := make([]map[string]any, 0, len(nu.Attachments))
+	for _, a := range nu.Attachments {
+		files = append(files, map[string]any{"filename": a.Filename, "size": a.Size, "content_type": a.ContentType})
+	}
+	return &OutboxMail{
+		Kind:      MailOwnerNotification,
+		CaseID:    &c.ID,
+		UserID:    &c.OwnerID,
+		Recipient: c.Owner,
+		MessageID: NewMessageID(s.opt.MessageIDDomain),
+		Data: map[string]any{
+			"case":    s.opt.Refs.Format(c.Number),
+			"subject": c.Subject,
+			"source":  string(nu.Source),
+			"author":  nu.Author,
+			"files":   files,
+		},
+	}
+}
+
+// NewMessageID mints an RFC 5322 msg-id with 130 random bits (rand.Text), so that a
+// reply's In-Reply-To can name a case mail and nobody can guess one.
+func NewMessageID(domain string) string {
+	return "<" + strings.ToLower(rand.Text()) + "@" + domain + ">"
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Config is everything casebook is configured with. It is filled from flags and
+// CASEBOOK_* variables by one rule: flag --foo-bar ↔ variable CASEBOOK_FOO_BAR, and a
+// flag on the command line wins. Secrets may also come from CASEBOOK_FOO_BAR_FILE.
+type Config struct {
+	DatabaseURL string
+	DataDir     string
+	JSON        bool
+	LogLevel    string
+	CasePrefix  string
+	MaxFileSize int64
+	// MailDomain is the right-hand side of Message-IDs casebook mints.
+	MailDomain string
+}
+
+// secretFlags may be given as CASEBOOK_<NAME>_FILE, naming a file that holds the value.
+var secretFlags = map[string]bool{}
+
+// commonFlags registers the flags every command takes.
+func (c *Config) commonFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DatabaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/casebook?sslmode=disable", "PostgreSQL URL")
+	fs.StringVar(&c.DataDir, "data-dir", "./casebook-data", "directory that keeps attachments")
+	fs.BoolVar(&c.JSON, "json", false, "print one JSON object (one per line for lists)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.CasePrefix, "case-prefix", "CASE", "word before case numbers, as in CASE-000123")
+	fs.Int64Var(&c.MaxFileSize, "max-file-size", 25<<20, "largest attachment in bytes")
+	fs.StringVar(&c.MailDomain, "mail-domain", "casebook.invalid", "domain of the Message-IDs casebook mints")
+}
+
+// Validate checks the config before anything is built from it.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("--database-url (CASEBOOK_DATABASE_URL) is empty"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir (CASEBOOK_DATA_DIR) is empty"))
+	}
+	if c.MaxFileSize <= 0 {
+		errs = append(errs, errors.New("--max-file-size must be positive"))
+	}
+	if c.CasePrefix == "" || strings.ContainsAny(c.CasePrefix, " -#0123456789") {
+		errs = append(errs, fmt.Errorf("--case-prefix %q must be a word without digits, spaces, '-' or '#'", c.CasePrefix))
+	}
+	return errors.Join(errs...)
+}
+
+// parseFlags parses args with flags and positionals in any order, then fills every flag
+// not given on the command line from its CASEBOOK_* variable.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return pos, applyEnv(fs, os.LookupEnv)
+}
+
+// listValue is a repeatable flag; from the environment it takes space-separated items.
+type listValue struct{ items *[]string }
+
+func (l listValue) String() string {
+	if l.items == nil {
+		return ""
+	}
+	return strings.Join(*l.items, " ")
+}
+
+func (l listValue) Set(s string) error {
+	*l.items = append(*l.items, s)
+	return nil
+}
+
+func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		name := envName(f.Name)
+		v, ok := lookup(name)
+		if !ok && secretFlags[f.Name] {
+			if path, fok := lookup(name + "_FILE"); fok {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s_FILE: %w", name, err))
+					return
+				}
+				v, ok = strings.TrimRight(string(b), "\r\n"), true
+			}
+		}
+		if !ok {
+			return
+		}
+		if lv, isList := f.Value.(listValue); isList {
+			for _, item := range strings.Fields(v) {
+				lv.Set(item)
+			}
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// envName maps a flag name to its variable: database-url → CASEBOOK_DATABASE_URL.
+func envName(flagName string) string {
+	return "CASEBOOK_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}

@@ -1,0 +1,232 @@
+// Command casebook runs the casebook service and is the staff's admin tool.
+//
+// Usage: casebook COMMAND [flags]. Every command takes --json, and every flag
+// --foo-bar may be given as the variable CASEBOOK_FOO_BAR instead.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"casebook/casebook"
+	"casebook/casebook/blob"
+	"casebook/casebook/postgres"
+)
+
+// command is one verb of the CLI. run gets the positional arguments after flags.
+type command struct {
+	usage string
+	help  string
+	flags func(fs *flag.FlagSet, a *app)
+	run   func(ctx context.Context, a *app, args []string) error
+}
+
+// commands lists every verb; "org add" is the key for `casebook org add`.
+func commands() map[string]command {
+	return map[string]command{
+		"migrate":      migrateCommand(),
+		"org add":      orgAddCommand(),
+		"org list":     orgListCommand(),
+		"user add":     userAddCommand(),
+		"case open":    caseOpenCommand(),
+		"case list":    caseListCommand(),
+		"case show":    caseShowCommand(),
+		"case close":   caseStatusCommand(casebook.StatusClosed),
+		"case resolve": caseStatusCommand(casebook.StatusResolved),
+		"bind":         bindCommand(),
+		"serve":        serveCommand(),
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// errUsage marks a mistake in the command line: exit code 2.
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmds := commands()
+	name, rest := findCommand(cmds, args)
+	if name == "" {
+		printUsage(stderr, cmds)
+		if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+			return 0
+		}
+		return 2
+	}
+	cmd := cmds[name]
+	a := &app{stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("casebook "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: casebook %s %s\n\n%s\n\n", name, cmd.usage, cmd.help)
+		fs.PrintDefaults()
+	}
+	a.cfg.commonFlags(fs)
+	if cmd.flags != nil {
+		cmd.flags(fs, a)
+	}
+	pos, err := parseFlags(fs, rest)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "casebook %s: %v\n", name, err)
+		return 2
+	}
+	if err := a.cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "casebook: configuration: %v\n", err)
+		return 2
+	}
+	a.log = newLogger(stderr, a.cfg.LogLevel)
+	defer a.close()
+	if err := cmd.run(ctx, a, pos); err != nil {
+		if errors.Is(err, errUsage) {
+			fmt.Fprintf(stderr, "casebook %s: %v\nusage: casebook %s %s\n", name, err, name, cmd.usage)
+			return 2
+		}
+		fmt.Fprintf(stderr, "casebook %s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
+// findCommand matches the longest verb at the front of args ("case show" before "case").
+func findCommand(cmds map[string]command, args []string) (string, []string) {
+	for n := min(2, len(args)); n > 0; n-- {
+		name := strings.Join(args[:n], " ")
+		if _, ok := cmds[name]; ok {
+			return name, args[n:]
+		}
+	}
+	return "", args
+}
+
+func printUsage(w io.Writer, cmds map[string]command) {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "usage: casebook COMMAND [flags]   (every flag --foo-bar is also CASEBOOK_FOO_BAR)")
+	fmt.Fprintln(w)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-22s %s\n", n, cmds[n].help)
+	}
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, opts))
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// app holds what a command builds from the config, opened on first use.
+type app struct {
+	cfg    Config
+	log    *slog.Logger
+	stdout io.Writer
+	stderr io.Writer
+
+	st      *postgres.Store
+	blobs   *blob.Dir
+	service *casebook.Service
+}
+
+func (a *app) close() {
+	if a.st != nil {
+		a.st.Close()
+	}
+}
+
+func (a *app) refs() casebook.RefFormat { return casebook.RefFormat{Prefix: a.cfg.CasePrefix} }
+
+// store opens the database and refuses a schema this binary does not know.
+func (a *app) store(ctx context.Context) (*postgres.Store, error) {
+	if a.st != nil {
+		return a.st, nil
+	}
+	st, err := postgres.Open(ctx, a.cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.CheckSchema(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.st = st
+	return st, nil
+}
+
+func (a *app) blobStore() (*blob.Dir, error) {
+	if a.blobs != nil {
+		return a.blobs, nil
+	}
+	d, err := blob.Open(a.cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a.blobs = d
+	return d, nil
+}
+
+// svc returns the domain service over the store and blob store.
+func (a *app) svc(ctx context.Context) (*casebook.Service, error) {
+	if a.service != nil {
+		return a.service, nil
+	}
+	st, err := a.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bl, err := a.blobStore()
+	if err != nil {
+		return nil, err
+	}
+	a.service = casebook.NewService(st, bl, casebook.Options{
+		Refs:            a.refs(),
+		MaxFileSize:     a.cfg.MaxFileSize,
+		MessageIDDomain: a.cfg.MailDomain,
+		Logger:          a.log,
+	})
+	return a.service, nil
+}
+
+// print writes v as one JSON line with --json, else the human text.
+func (a *app) print(v any, human string) error {
+	if a.cfg.JSON {
+		return json.NewEncoder(a.stdout).Encode(v)
+	}
+	_, err := fmt.Fprintln(a.stdout, human)
+	return err
+}
+
+// caseNumber parses a case reference argument.
+func (a *app) caseNumber(args []string) (int64, error) {
+	if len(args) != 1 {
+		return 0, fmt.Errorf("%w: name one case, like %s", errUsage, a.refs().Format(123))
+	}
+	return a.refs().Parse(args[0])
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// shutdownTimeout bounds a graceful stop: components get this long after SIGTERM.
+const shutdownTimeout = 10 * time.Second
+
+// component is a long-lived part of `casebook serve`. run returns when ctx ends.
+type component struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+func serveCommand() command {
+	return command{
+		help: "run everything configured (mail poller, outbox, web page, bots) until SIGINT or SIGTERM",
+		run: func(ctx context.Context, a *app, _ []string) error {
+			comps, err := a.components(ctx)
+			if err != nil {
+				return err
+			}
+			if len(comps) == 0 {
+				return errors.New("nothing to serve: configure --http, --imap, --smtp or a bot")
+			}
+			return runComponents(ctx, a, comps)
+		},
+	}
+}
+
+// components builds every configured part of the service.
+func (a *app) components(ctx context.Context) ([]component, error) {
+	var comps []component
+	for _, build := range []func(context.Context) ([]component, error){} {
+		cs, err := build(ctx)
+		if err != nil {
+			return nil, err
+		}
+		comps = append(comps, cs...)
+	}
+	return comps, nil
+}
+
+// runComponents runs comps until ctx ends or one fails, then gives the rest
+// shutdownTimeout to stop.
+func runComponents(ctx context.Context, a *app, comps []component) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for _, c := range comps {
+		wg.Go(func() {
+			a.log.Info("starting", "component", c.name)
+			err := c.run(ctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				cancel(fmt.Errorf("%s: %w", c.name, err))
+			}
+			a.log.Info("stopped", "component", c.name)
+		})
+	}
+	<-ctx.Done()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(shutdownTimeout):
+		a.log.Warn("components did not stop in time", "timeout", shutdownTimeout)
+	}
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test command (make test, .ci/run): real PostgreSQL, Dovecot and Chromium,
+# then go vet and go test -race over everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/ensure-postgres.sh
+
+missing=()
+command -v /usr/sbin/dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${missing[*]} with apt-get..." >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "the tests need: ${missing[*]}. Run: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+test -z "$(gofmt -l $(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $(git ls-files '*.go'); exit 1; }
+go vet ./...
+go test -race -timeout 20m "$@" ./...
