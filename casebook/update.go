@@ -88,6 +88,9 @@ type Update struct {
 	// Meta is channel detail kept with the update (how the case was matched, thread ids).
 	Meta       map[string]string
 	Checkpoint *Checkpoint
+	// Mails are queued in the update's transaction (a staff reply's case email), so
+	// the mail exists exactly when the update does.
+	Mails []OutboxMail
 }
 
 // Result says what AddUpdate did.
@@ -138,7 +141,9 @@ type NewUpdate struct {
 	// Reopen moves a resolved case back to open.
 	Reopen bool
 	// Notify, when set, is queued for the case owner in the same transaction.
-	Notify     *OutboxMail
+	Notify *OutboxMail
+	// Mails are queued in the same transaction too; each gets the update's id.
+	Mails      []OutboxMail
 	Checkpoint *Checkpoint
 }
 
@@ -154,13 +159,39 @@ const (
 
 // OutboxMail is a mail queued for the outbox worker. Data is the template's input.
 type OutboxMail struct {
-	Kind      OutboxKind
-	CaseID    *int64
-	UpdateID  *int64
-	UserID    *int64
-	Recipient string
-	MessageID string
-	Data      map[string]any
+	Kind      OutboxKind     `json:"kind"`
+	CaseID    *int64         `json:"case_id,omitempty"`
+	UpdateID  *int64         `json:"update_id,omitempty"`
+	UserID    *int64         `json:"user_id,omitempty"`
+	Recipient string         `json:"recipient"`
+	MessageID string         `json:"message_id"`
+	Data      map[string]any `json:"data,omitempty"`
+}
+
+// OutboxStatus is where a queued mail stands.
+type OutboxStatus string
+
+// The outbox statuses.
+const (
+	OutboxPending    OutboxStatus = "pending"
+	OutboxSent       OutboxStatus = "sent"
+	OutboxFailed     OutboxStatus = "failed"
+	OutboxSuppressed OutboxStatus = "suppressed"
+)
+
+// OutboxEntry is a queued mail with its delivery state, as the outbox worker claims it
+// and `casebook outbox list` shows it.
+type OutboxEntry struct {
+	ID int64 `json:"id"`
+	OutboxMail
+	// CaseNumber is the number of the case the mail is about, 0 for none.
+	CaseNumber    int64        `json:"case_number,omitempty"`
+	Status        OutboxStatus `json:"status"`
+	Attempts      int          `json:"attempts"`
+	NextAttemptAt time.Time    `json:"next_attempt_at"`
+	LastError     string       `json:"last_error,omitempty"`
+	CreatedAt     time.Time    `json:"created_at"`
+	SentAt        *time.Time   `json:"sent_at,omitempty"`
 }
 
 // UpdateStore is what AddUpdate needs from storage.
@@ -252,6 +283,7 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (Outcome, error) {
 		Body:       u.Body,
 		Meta:       u.Meta,
 		Checkpoint: u.Checkpoint,
+		Mails:      u.Mails,
 	}
 	if author != nil {
 		nu.AuthorUserID = &author.ID

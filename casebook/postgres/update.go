@@ -77,6 +77,12 @@ func (s *Store) CommitUpdate(ctx context.Context, u casebook.NewUpdate) (int64, 
 				return err
 			}
 		}
+		for _, m := range u.Mails {
+			m.UpdateID = &id
+			if err := enqueue(ctx, tx, m); err != nil {
+				return err
+			}
+		}
 		if u.Checkpoint != nil {
 			if err := saveCheckpoint(ctx, tx, *u.Checkpoint); err != nil {
 				return err
