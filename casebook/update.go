@@ -215,6 +215,8 @@ type Options struct {
 	// MessageIDDomain is the right-hand side of the Message-IDs casebook mints.
 	MessageIDDomain string
 	Logger          *slog.Logger
+	// Observer, when set, is told the outcome of every AddUpdate (metrics).
+	Observer Observer
 }
 
 // Service is the domain's entry point for channels.
@@ -253,7 +255,8 @@ func (s *Service) MaxFileSize() int64 { return s.opt.MaxFileSize }
 // blob store, and commits the update, its attachments, the owner's notification and
 // the channel checkpoint in one transaction. It is idempotent on (Source, ExternalID):
 // a replay returns ResultDuplicate and stores nothing.
-func (s *Service) AddUpdate(ctx context.Context, u Update) (Outcome, error) {
+func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err error) {
+	defer func() { s.observe(u.Source, out, err) }()
 	if u.Source == "" || u.ExternalID == "" {
 		return Outcome{}, fmt.Errorf("add update: %w: source and external id are required", ErrInvalidInput)
 	}
