@@ -20,10 +20,15 @@ type Config struct {
 	MaxFileSize int64
 	// MailDomain is the right-hand side of Message-IDs casebook mints.
 	MailDomain string
+	// ReplyAddress is where customers answer case mail (support@example.com); case mail
+	// goes out with Reply-To: its plus-address carrying a signed reply token.
+	ReplyAddress string
+	// TokenKey signs reply tokens (HMAC-SHA256); at least 32 bytes.
+	TokenKey string
 }
 
 // secretFlags may be given as CASEBOOK_<NAME>_FILE, naming a file that holds the value.
-var secretFlags = map[string]bool{}
+var secretFlags = map[string]bool{"token-key": true}
 
 // commonFlags registers the flags every command takes.
 func (c *Config) commonFlags(fs *flag.FlagSet) {
@@ -34,6 +39,8 @@ func (c *Config) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CasePrefix, "case-prefix", "CASE", "word before case numbers, as in CASE-000123")
 	fs.Int64Var(&c.MaxFileSize, "max-file-size", 25<<20, "largest attachment in bytes")
 	fs.StringVar(&c.MailDomain, "mail-domain", "casebook.invalid", "domain of the Message-IDs casebook mints")
+	fs.StringVar(&c.ReplyAddress, "reply-address", "", "address customers reply to, e.g. support@example.com (tokens ride on its plus-address)")
+	fs.StringVar(&c.TokenKey, "token-key", "", "secret of at least 32 bytes that signs reply tokens")
 }
 
 // Validate checks the config before anything is built from it.
@@ -50,6 +57,12 @@ func (c *Config) Validate() error {
 	}
 	if c.CasePrefix == "" || strings.ContainsAny(c.CasePrefix, " -#0123456789") {
 		errs = append(errs, fmt.Errorf("--case-prefix %q must be a word without digits, spaces, '-' or '#'", c.CasePrefix))
+	}
+	if c.TokenKey != "" && len(c.TokenKey) < 32 {
+		errs = append(errs, fmt.Errorf("--token-key (CASEBOOK_TOKEN_KEY) has %d bytes, need at least 32", len(c.TokenKey)))
+	}
+	if c.ReplyAddress != "" && !strings.Contains(strings.TrimPrefix(c.ReplyAddress, "@"), "@") {
+		errs = append(errs, fmt.Errorf("--reply-address %q is not an address like support@example.com", c.ReplyAddress))
 	}
 	return errors.Join(errs...)
 }
