@@ -20,6 +20,10 @@ type Config struct {
 	MaxFileSize int64
 	// MailDomain is the right-hand side of Message-IDs casebook mints.
 	MailDomain string
+	// ConfigFile holds CASEBOOK_* settings below the environment in precedence.
+	ConfigFile string
+	// Admin is the address of the admin listener (health, readiness, metrics).
+	Admin string
 	// ReplyAddress is where customers answer case mail (support@example.com); case mail
 	// goes out with Reply-To: its plus-address carrying a signed reply token.
 	ReplyAddress string

@@ -20,6 +20,7 @@ import (
 
 	"casebook/casebook"
 	"casebook/casebook/blob"
+	"casebook/casebook/metrics"
 	"casebook/casebook/postgres"
 )
 
@@ -153,6 +154,8 @@ type app struct {
 	st      *postgres.Store
 	blobs   *blob.Dir
 	service *casebook.Service
+	metrics *metrics.Metrics
+	admin   *metrics.Admin
 }
 
 func (a *app) close() {
@@ -209,6 +212,7 @@ func (a *app) svc(ctx context.Context) (*casebook.Service, error) {
 		Refs:            a.refs(),
 		MaxFileSize:     a.cfg.MaxFileSize,
 		MessageIDDomain: a.cfg.MailDomain,
+		Observer:        a.promMetrics(),
 		Logger:          a.log,
 	})
 	return a.service, nil

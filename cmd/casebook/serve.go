@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"sync"
 	"time"
@@ -20,6 +21,9 @@ type component struct {
 func serveCommand() command {
 	return command{
 		help: "run everything configured (mail poller, outbox, web page, bots) until SIGINT or SIGTERM",
+		flags: func(fs *flag.FlagSet, a *app) {
+			a.cfg.adminFlags(fs)
+		},
 		run: func(ctx context.Context, a *app, _ []string) error {
 			comps, err := a.components(ctx)
 			if err != nil {
@@ -28,7 +32,12 @@ func serveCommand() command {
 			if len(comps) == 0 {
 				return errors.New("nothing to serve: configure --http, --imap, --smtp or a bot")
 			}
-			return runComponents(ctx, a, comps)
+			// The admin listener serves the others: alone it is not worth running.
+			admin, err := a.adminComponents(ctx)
+			if err != nil {
+				return err
+			}
+			return runComponents(ctx, a, append(comps, admin...))
 		},
 	}
 }
