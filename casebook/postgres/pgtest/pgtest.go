@@ -87,10 +87,9 @@ func setup() {
 	_, setupErr = st.Migrate(ctx)
 }
 
-// URL creates a fresh, migrated database for t and returns its URL. It is dropped when
-// t ends. Without a reachable PostgreSQL the test is skipped, or fails when CI=true:
-// a check that cannot run must not pass silently in CI.
-func URL(t testing.TB) string {
+// ready sets up the template once. Without a reachable PostgreSQL the test is skipped,
+// or fails when CI=true: a check that cannot run must not pass silently in CI.
+func ready(t testing.TB) {
 	t.Helper()
 	once.Do(setup)
 	if setupErr != nil {
@@ -99,6 +98,13 @@ func URL(t testing.TB) string {
 		}
 		t.Skipf("PostgreSQL not available (%v); run `make test` to start it", setupErr)
 	}
+}
+
+// URL creates a fresh, migrated database for t and returns its URL. It is dropped when
+// t ends.
+func URL(t testing.TB) string {
+	t.Helper()
+	ready(t)
 	name := uniqueName("casebook_test")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -139,4 +145,27 @@ func dropDatabase(name string) {
 
 func uniqueName(prefix string) string {
 	return fmt.Sprintf("%s_%d_%s", prefix, os.Getpid(), strings.ToLower(rand.Text()[:10]))
+}
+
+// EmptyURL creates an empty, unmigrated database for t and returns its URL; it is
+// dropped when t ends.
+func EmptyURL(t testing.TB) string {
+	t.Helper()
+	u := UnusedURL(t)
+	name := u[strings.LastIndex(u, "/")+1:]
+	name, _, _ = strings.Cut(name, "?")
+	if _, err := admin.Exec("CREATE DATABASE " + pq.QuoteIdentifier(name)); err != nil {
+		t.Fatalf("create empty database: %v", err)
+	}
+	return u
+}
+
+// UnusedURL returns the URL of a database that does not exist yet, for tests of
+// creating it; whatever is created there is dropped when t ends.
+func UnusedURL(t testing.TB) string {
+	t.Helper()
+	ready(t)
+	name := uniqueName("casebook_test")
+	t.Cleanup(func() { dropDatabase(name) })
+	return URLFor(name)
 }

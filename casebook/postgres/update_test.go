@@ -1,0 +1,381 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"casebook/casebook"
+	"casebook/casebook/blob"
+	"casebook/casebook/postgres"
+	"casebook/casebook/postgres/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// fixture is an org with a customer, a stranger of another org, a staff owner and one case.
+type fixture struct {
+	st       *postgres.Store
+	blobs    *blob.Dir
+	svc      *casebook.Service
+	org      casebook.Org
+	other    casebook.Org
+	customer casebook.User
+	stranger casebook.User
+	owner    casebook.User
+	c        casebook.Case
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &fixture{st: pgtest.Store(t)}
+	var err error
+	if f.blobs, err = blob.Open(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	f.svc = casebook.NewService(f.st, f.blobs, casebook.Options{MaxFileSize: 1 << 20})
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.org, err = f.st.AddOrg(ctx, "Acme Health", "acme.test")
+	must(err)
+	f.other, err = f.st.AddOrg(ctx, "Other Clinic", "other.test")
+	must(err)
+	f.customer, err = f.st.AddUser(ctx, postgres.NewUser{OrgID: &f.org.ID, Email: "Alice@acme.test", Name: "Alice"})
+	must(err)
+	f.stranger, err = f.st.AddUser(ctx, postgres.NewUser{OrgID: &f.other.ID, Email: "eve@other.test"})
+	must(err)
+	f.owner, err = f.st.AddUser(ctx, postgres.NewUser{Email: "sam@support.test", Name: "Sam", Staff: true})
+	must(err)
+	f.c, err = f.st.OpenCase(ctx, postgres.NewCase{OrgID: f.org.ID, RequesterID: f.customer.ID, OwnerID: f.owner.ID, Subject: "Lab results"})
+	must(err)
+	return f
+}
+
+func (f *fixture) update(ext string, files ...casebook.File) casebook.Update {
+	return casebook.Update{
+		Source:     casebook.SourceEmail,
+		ExternalID: ext,
+		CaseNumber: f.c.Number,
+		Author:     casebook.Author{Kind: casebook.IdentityEmail, Value: "alice@acme.test"},
+		Body:       "here you go",
+		Files:      casebook.Files(files...),
+	}
+}
+
+func file(name string, body []byte) casebook.File {
+	return casebook.File{Name: name, Body: bytes.NewReader(body)}
+}
+
+func count(t testing.TB, st *postgres.Store, q string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := st.DB().Get(&n, q, args...); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func blobCount(t testing.TB, dir string) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.Contains(p, string(filepath.Separator)+"tmp"+string(filepath.Separator)) {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func TestAddUpdate(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pdf := append([]byte("%PDF-1.4\n"), bytes.Repeat([]byte("x"), 5000)...)
+	out, err := f.svc.AddUpdate(ctx, f.update("m1", file("../../scan.pdf", pdf), file("note\r\n.txt", []byte("hello"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Result != casebook.ResultAdded || len(out.Attachments) != 2 {
+		t.Fatalf("outcome = %+v", out)
+	}
+	as, err := f.st.AttachmentsForCase(ctx, f.c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(pdf)
+	if len(as) != 2 || as[0].Filename != "scan.pdf" || as[0].SHA256 != hex.EncodeToString(sum[:]) ||
+		as[0].ContentType != "application/pdf" || as[0].Size != int64(len(pdf)) || as[1].Filename != "note.txt" {
+		t.Fatalf("attachments = %+v", as)
+	}
+	rc, err := f.blobs.Open(ctx, as[0].BlobKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, pdf) {
+		t.Error("blob content differs")
+	}
+	if n := count(t, f.st, `SELECT count(*) FROM outbox WHERE kind = 'owner_notification' AND recipient = 'sam@support.test' AND update_id = $1`, out.UpdateID); n != 1 {
+		t.Errorf("owner notifications = %d, want 1 (one per update, not per file)", n)
+	}
+	c, _ := f.st.CaseByNumber(ctx, f.c.Number)
+	if c.Attachments != 2 || !c.UpdatedAt.After(f.c.UpdatedAt) {
+		t.Errorf("case after update: %d attachments, updated %v (before %v)", c.Attachments, c.UpdatedAt, f.c.UpdatedAt)
+	}
+	again, err := f.svc.AddUpdate(ctx, f.update("m1", file("scan.pdf", pdf)))
+	if err != nil || again.Result != casebook.ResultDuplicate || again.UpdateID != out.UpdateID {
+		t.Fatalf("replay = %+v, %v", again, err)
+	}
+	if n := count(t, f.st, `SELECT count(*) FROM attachments`); n != 2 {
+		t.Errorf("attachments after replay = %d", n)
+	}
+}
+
+// TestAddUpdateConcurrentReplay adds the same (source, external id) from 20 goroutines.
+func TestAddUpdateConcurrentReplay(t *testing.T) {
+	f := newFixture(t)
+	body := bytes.Repeat([]byte("concurrent "), 10000)
+	var wg sync.WaitGroup
+	results := make([]casebook.Result, 20)
+	errs := make([]error, 20)
+	for i := range 20 {
+		wg.Go(func() {
+			out, err := f.svc.AddUpdate(context.Background(), f.update("same", file("a.txt", body), file("b.txt", []byte("b"))))
+			results[i], errs[i] = out.Result, err
+		})
+	}
+	wg.Wait()
+	added, dup := 0, 0
+	for i := range results {
+		if errs[i] != nil {
+			t.Fatalf("call %d: %v", i, errs[i])
+		}
+		switch results[i] {
+		case casebook.ResultAdded:
+			added++
+		case casebook.ResultDuplicate:
+			dup++
+		}
+	}
+	if added != 1 || dup != 19 {
+		t.Errorf("added %d, duplicate %d; want 1 and 19", added, dup)
+	}
+	if n := count(t, f.st, `SELECT count(*) FROM updates WHERE external_id = 'same'`); n != 1 {
+		t.Errorf("updates = %d", n)
+	}
+	if n := count(t, f.st, `SELECT count(*) FROM attachments`); n != 2 {
+		t.Errorf("attachments = %d", n)
+	}
+	if n := count(t, f.st, `SELECT count(*) FROM outbox`); n != 1 {
+		t.Errorf("outbox rows = %d", n)
+	}
+}
+
+// failingStore fails the commit once: a crash between writing the blobs and the commit.
+type failingStore struct {
+	*postgres.Store
+	fail bool
+}
+
+func (s *failingStore) CommitUpdate(ctx context.Context, u casebook.NewUpdate) (int64, error) {
+	if s.fail {
+		s.fail = false
+		return 0, errors.New("injected: connection lost before commit")
+	}
+	return s.Store.CommitUpdate(ctx, u)
+}
+
+func TestAddUpdateFailureBeforeCommit(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	fs := &failingStore{Store: f.st, fail: true}
+	svc := casebook.NewService(fs, f.blobs, casebook.Options{})
+	data := []byte("unique content for the failure test")
+	if _, err := svc.AddUpdate(ctx, f.update("crash", file("a.txt", data))); err == nil {
+		t.Fatal("want the injected error")
+	}
+	for _, q := range []string{`SELECT count(*) FROM updates`, `SELECT count(*) FROM attachments`, `SELECT count(*) FROM outbox`} {
+		if n := count(t, f.st, q); n != 0 {
+			t.Errorf("%s = %d after a failed commit", q, n)
+		}
+	}
+	if n := blobCount(t, f.blobs.Root()); n != 0 {
+		t.Errorf("%d blobs left after a failed commit", n)
+	}
+	out, err := svc.AddUpdate(ctx, f.update("crash", file("a.txt", data)))
+	if err != nil || out.Result != casebook.ResultAdded {
+		t.Fatalf("retry = %+v, %v", out, err)
+	}
+	if n := count(t, f.st, `SELECT count(*) FROM attachments`); n != 1 {
+		t.Errorf("attachments after retry = %d", n)
+	}
+}
+
+func TestAddUpdateRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	closed, err := f.st.OpenCase(ctx, postgres.NewCase{OrgID: f.org.ID, RequesterID: f.customer.ID, OwnerID: f.owner.ID, Subject: "old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.SetCaseStatus(ctx, closed.Number, casebook.StatusClosed); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("z"), 1<<20+1)
+	tests := []struct {
+		name   string
+		change func(*casebook.Update)
+		want   error
+	}{
+		{"unknown case", func(u *casebook.Update) { u.CaseNumber = 999999 }, casebook.ErrCaseNotFound},
+		{"closed case", func(u *casebook.Update) { u.CaseNumber = closed.Number }, casebook.ErrCaseClosed},
+		{"file over the cap", func(u *casebook.Update) { u.Files = casebook.Files(file("ok.txt", []byte("ok")), file("big.bin", big)) }, casebook.ErrTooLarge},
+		{"sender of another org", func(u *casebook.Update) { u.Author.Value = "eve@other.test" }, casebook.ErrNotAllowed},
+		{"unknown sender", func(u *casebook.Update) { u.Author.Value = "nobody@acme.test" }, casebook.ErrNotAllowed},
+		{"proven sender at another domain", func(u *casebook.Update) { u.Author.Value = "x@evil.test"; u.ProvenRecipient = true }, casebook.ErrNotAllowed},
+		{"channel bound to another org", func(u *casebook.Update) {
+			u.Source, u.ChannelOrgID, u.Author = casebook.SourceSlack, f.other.ID, casebook.Author{Kind: casebook.IdentitySlack, Value: "U1"}
+		}, casebook.ErrCaseNotFound},
+		{"no external id", func(u *casebook.Update) { u.ExternalID = "" }, casebook.ErrInvalidInput},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := f.update("refused-" + tt.name)
+			tt.change(&u)
+			_, err := f.svc.AddUpdate(ctx, u)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			for _, q := range []string{`SELECT count(*) FROM updates`, `SELECT count(*) FROM attachments`, `SELECT count(*) FROM outbox`} {
+				if n := count(t, f.st, q); n != 0 {
+					t.Errorf("%s = %d after a refusal", q, n)
+				}
+			}
+			if n := blobCount(t, f.blobs.Root()); n != 0 {
+				t.Errorf("%d blobs left after a refusal", n)
+			}
+		})
+	}
+}
+
+func TestAddUpdateAllowed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		change func(*casebook.Update)
+	}{
+		{"proven sender at the org's domain", func(u *casebook.Update) { u.Author.Value = "bob@ACME.test"; u.ProvenRecipient = true }},
+		{"bound channel", func(u *casebook.Update) {
+			u.Source, u.ChannelOrgID, u.Author = casebook.SourceSlack, f.org.ID, casebook.Author{Kind: casebook.IdentitySlack, Value: "U1", Name: "bob"}
+		}},
+		{"web user", func(u *casebook.Update) {
+			u.Source, u.Author = casebook.SourceWeb, casebook.Author{UserID: f.customer.ID}
+		}},
+		{"staff", func(u *casebook.Update) { u.Author.Value = "sam@support.test" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := f.update("allowed-" + tt.name)
+			tt.change(&u)
+			if out, err := f.svc.AddUpdate(ctx, u); err != nil || out.Result != casebook.ResultAdded {
+				t.Fatalf("AddUpdate = %+v, %v", out, err)
+			}
+		})
+	}
+}
+
+func TestAddUpdateReopens(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	tests := []struct {
+		author string
+		want   casebook.Status
+	}{
+		{"sam@support.test", casebook.StatusResolved},
+		{"alice@acme.test", casebook.StatusOpen},
+	}
+	for i, tt := range tests {
+		if _, err := f.st.SetCaseStatus(ctx, f.c.Number, casebook.StatusResolved); err != nil {
+			t.Fatal(err)
+		}
+		u := f.update(fmt.Sprint("reopen-", i))
+		u.Author.Value = tt.author
+		if _, err := f.svc.AddUpdate(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := f.st.CaseByNumber(ctx, f.c.Number)
+		if c.Status != tt.want {
+			t.Errorf("after an update by %s: status %s, want %s", tt.author, c.Status, tt.want)
+		}
+	}
+}
+
+func TestCheckpointCommitsWithUpdate(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	u := f.update("cp")
+	u.Checkpoint = &casebook.Checkpoint{Channel: "imap", Key: "INBOX/1", Value: "42"}
+	if _, err := f.svc.AddUpdate(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := f.st.Checkpoint(ctx, "imap", "INBOX/1"); err != nil || v != "42" {
+		t.Fatalf("checkpoint = %q, %v", v, err)
+	}
+}
+
+func BenchmarkAddUpdate(b *testing.B) {
+	f := newFixture(b)
+	ctx := context.Background()
+	att := make([]byte, 100_000)
+	rand.Read(att)
+	b.Run("AddUpdate_100KB", func(b *testing.B) {
+		b.SetBytes(int64(len(att)))
+		i := 0
+		for b.Loop() {
+			i++
+			// A distinct file each time, so every iteration writes a new blob.
+			copy(att, fmt.Sprintf("%020d", i))
+			out, err := f.svc.AddUpdate(ctx, f.update(fmt.Sprint("bench-", i), file("scan.bin", att)))
+			if err != nil || out.Result != casebook.ResultAdded {
+				b.Fatal(out, err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+	})
+	b.Run("BareInsert", func(b *testing.B) {
+		db := f.st.DB()
+		if _, err := db.Exec(`CREATE TABLE bench_bare (id bigserial PRIMARY KEY, v text NOT NULL)`); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			tx, err := db.Begin()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := tx.Exec(`INSERT INTO bench_bare (v) VALUES ($1)`, "x"); err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
+	})
+}
