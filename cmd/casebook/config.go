@@ -43,6 +43,7 @@ func (c *Config) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CasePrefix, "case-prefix", "CASE", "word before case numbers, as in CASE-000123")
 	fs.Int64Var(&c.MaxFileSize, "max-file-size", 25<<20, "largest attachment in bytes")
 	fs.StringVar(&c.MailDomain, "mail-domain", "casebook.invalid", "domain of the Message-IDs casebook mints")
+	fs.StringVar(&c.ConfigFile, "config", "", "file of CASEBOOK_NAME=value lines, below flags and the environment in precedence")
 	fs.StringVar(&c.ReplyAddress, "reply-address", "", "address customers reply to, e.g. support@example.com (tokens ride on its plus-address)")
 	fs.StringVar(&c.TokenKey, "token-key", "", "secret of at least 32 bytes that signs reply tokens")
 }
@@ -85,7 +86,11 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	return pos, applyEnv(fs, os.LookupEnv)
+	lookup, err := configLookup(fs, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	return pos, applyEnv(fs, lookup)
 }
 
 // listValue is a repeatable flag; from the environment it takes space-separated items.

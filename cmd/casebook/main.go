@@ -46,6 +46,7 @@ func commands() map[string]command {
 		"case resolve": caseStatusCommand(casebook.StatusResolved),
 		"bind":         bindCommand(),
 		"serve":        serveCommand(),
+		"config":       configCommand(),
 	}
 }
 
@@ -135,7 +136,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		lv = slog.LevelInfo
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: redactAttr}
 	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			return slog.New(slog.NewTextHandler(w, opts))
