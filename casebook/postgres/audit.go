@@ -76,6 +76,8 @@ func auditHash(e AuditEntry) string {
 // AuditFilter selects audit rows; zero fields do not filter.
 type AuditFilter struct {
 	UserID int64
+	// Object matches the object itself and the objects under it: "CASE-000001" also
+	// selects "CASE-000001/attachment/7".
 	Object string
 	Limit  int
 }
@@ -87,7 +89,8 @@ func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, erro
 	}
 	var es []AuditEntry
 	err := s.db.SelectContext(ctx, &es, `SELECT id, at, user_id, org_id, action, object, outcome, ip, user_agent, prev_hash, hash
-		FROM audit_log WHERE ($1 = 0 OR user_id = $1) AND ($2 = '' OR object = $2) ORDER BY id LIMIT $3`, f.UserID, f.Object, f.Limit)
+		FROM audit_log WHERE ($1 = 0 OR user_id = $1)
+		AND ($2 = '' OR object = $2 OR (object >= $2 || '/' AND object < $2 || '0')) ORDER BY id LIMIT $3`, f.UserID, f.Object, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
