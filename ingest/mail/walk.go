@@ -1,0 +1,243 @@
+package mail
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"io"
+	"mime/quotedprintable"
+	"strings"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// walker visits a message's parts depth first. It uses go-message's textproto layer
+// rather than message.Entity, because Entity converts every text/* part to UTF-8 and
+// an attached .txt or .csv must be stored byte for byte as the sender sent it.
+type walker struct {
+	lim      Limits
+	parts    int
+	raw      *capReader
+	onHeader func(h textproto.Header)
+	onText   func(mediaType, charset string, body io.Reader) error
+	onFile   func(a Attachment, body io.Reader) error
+}
+
+// headerCap lets the header block be read with one limit and the body with another.
+type headerCap struct {
+	r io.Reader
+	n int64
+}
+
+var errHeaderTooBig = errors.New("header too big")
+
+func (h *headerCap) Read(p []byte) (int, error) {
+	if h.n <= 0 {
+		return 0, errHeaderTooBig
+	}
+	if int64(len(p)) > h.n {
+		p = p[:h.n]
+	}
+	n, err := h.r.Read(p)
+	h.n -= int64(n)
+	return n, err
+}
+
+func (w *walker) walk(r io.Reader) error {
+	msgErr := limitErr("message is larger than %d bytes", w.lim.MaxMessageSize)
+	cr := &capReader{r: r, max: w.lim.MaxMessageSize, err: msgErr}
+	w.raw = cr
+	hc := &headerCap{r: cr, n: w.lim.MaxHeaderBytes}
+	br := bufio.NewReader(hc)
+	h, err := textproto.ReadHeader(br)
+	if w.onHeader != nil {
+		w.onHeader(h)
+	}
+	switch {
+	case errors.Is(err, errHeaderTooBig):
+		return limitErr("header is larger than %d bytes", w.lim.MaxHeaderBytes)
+	case errors.Is(err, ErrLimit):
+		return err
+	case err != nil && !errors.Is(err, io.EOF):
+		return malformed("header: %v", err)
+	}
+	hc.n = 1<<63 - 1
+	if err := w.entity(h, br, 0); err != nil {
+		return err
+	}
+	// Read what follows the last part, so the size limit holds for the whole message.
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (w *walker) entity(h textproto.Header, body io.Reader, depth int) error {
+	w.parts++
+	if w.parts > w.lim.MaxParts {
+		return limitErr("more than %d MIME parts", w.lim.MaxParts)
+	}
+	if depth > w.lim.MaxDepth {
+		return limitErr("MIME parts nested deeper than %d", w.lim.MaxDepth)
+	}
+	mediaType, params := parseHeaderValue(h.Get("Content-Type"))
+	if !strings.Contains(mediaType, "/") {
+		// RFC 2045 section 5.2: a missing or unreadable Content-Type means text/plain.
+		mediaType, params = "text/plain", map[string]string{}
+	}
+	if strings.HasPrefix(mediaType, "multipart/") {
+		return w.multipart(params["boundary"], body, depth)
+	}
+
+	disp, _ := parseHeaderValue(h.Get("Content-Disposition"))
+	name := partFilename(h)
+	decoded := transferDecoder(h.Get("Content-Transfer-Encoding"), body)
+	isBody := (mediaType == "text/plain" || mediaType == "text/html") && name == "" && disp != "attachment"
+	if isBody {
+		if w.onText == nil {
+			_, err := io.Copy(io.Discard, decoded)
+			return w.partErr(err)
+		}
+		return w.partErr(w.onText(mediaType, params["charset"], decoded))
+	}
+
+	cid := strings.Trim(strings.TrimSpace(h.Get("Content-Id")), "<>")
+	a := Attachment{
+		DeclaredType: mediaType,
+		// Outlook marks inline images only by a Content-ID inside multipart/related.
+		Inline:    disp == "inline" || (disp == "" && cid != ""),
+		ContentID: cid,
+	}
+	var src io.Reader = decoded
+	if mediaType == "message/rfc822" || mediaType == "message/global" {
+		// A forwarded message is kept whole, as a file a mail program opens (.eml).
+		br := bufio.NewReaderSize(decoded, 16<<10)
+		if name == "" {
+			head, _ := br.Peek(16 << 10)
+			name = innerSubject(head)
+		}
+		if name == "" {
+			name = "forwarded message"
+		}
+		if !strings.HasSuffix(strings.ToLower(name), ".eml") {
+			name += ".eml"
+		}
+		src = br
+	}
+	if name == "" {
+		name = defaultName(mediaType)
+	}
+	a.Filename = CleanFilename(name)
+	limErr := limitErr("attachment %q is larger than %d bytes", a.Filename, w.lim.MaxAttachmentSize)
+	capped := &capReader{r: src, max: w.lim.MaxAttachmentSize, err: limErr}
+	if w.onFile == nil {
+		_, err := io.Copy(io.Discard, capped)
+		return w.partErr(err)
+	}
+	if err := w.onFile(a, capped); err != nil {
+		return w.partErr(err)
+	}
+	// The callback may stop early; the rest must still be read and counted.
+	_, err := io.Copy(io.Discard, capped)
+	return w.partErr(err)
+}
+
+func (w *walker) multipart(boundary string, body io.Reader, depth int) error {
+	if boundary == "" {
+		return malformed("multipart without a boundary")
+	}
+	mr := textproto.NewMultipartReader(body, boundary)
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return w.partErr(err)
+		}
+		if err := w.entity(p.Header, p, depth+1); err != nil {
+			return err
+		}
+	}
+}
+
+// partErr classifies an error met while reading a part: limits and I/O errors pass
+// through, decoding failures (bad base64, a lost boundary) are the message's fault.
+func (w *walker) partErr(err error) error {
+	var ce base64.CorruptInputError
+	switch {
+	case err == nil:
+		return nil
+	case w.raw.n > w.raw.max:
+		// go-message formats some errors with %v, losing our sentinel.
+		return w.raw.err
+	case errors.Is(err, ErrLimit), errors.Is(err, ErrMalformed):
+		return err
+	case errors.As(err, &ce), errors.Is(err, io.ErrUnexpectedEOF), strings.HasPrefix(err.Error(), "multipart:"),
+		strings.HasPrefix(err.Error(), "message:"), strings.HasPrefix(err.Error(), "quotedprintable:"):
+		return malformed("%v", err)
+	}
+	return err
+}
+
+// transferDecoder undoes Content-Transfer-Encoding (RFC 2045 section 6). An unknown
+// encoding is passed through as is: the bytes are kept and a person can look.
+func transferDecoder(cte string, r io.Reader) io.Reader {
+	switch strings.ToLower(strings.TrimSpace(cte)) {
+	case "base64":
+		return base64.NewDecoder(base64.StdEncoding, &base64Filter{r: r})
+	case "quoted-printable":
+		return quotedprintable.NewReader(r)
+	}
+	return r
+}
+
+// base64Filter drops line breaks and any other byte outside the base64 alphabet, as
+// RFC 2045 section 6.8 tells decoders to.
+type base64Filter struct{ r io.Reader }
+
+func (f *base64Filter) Read(p []byte) (int, error) {
+	for {
+		n, err := f.r.Read(p)
+		k := 0
+		for _, c := range p[:n] {
+			if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' {
+				p[k] = c
+				k++
+			}
+		}
+		if k > 0 || err != nil {
+			return k, err
+		}
+	}
+}
+
+// innerSubject reads the Subject of a forwarded message from its first bytes.
+func innerSubject(head []byte) string {
+	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(head)))
+	return strings.TrimSpace(decodeText(h.Get("Subject")))
+}
+
+// defaultName names a file that came without a name, by its declared type.
+func defaultName(mediaType string) string {
+	switch mediaType {
+	case "application/ms-tnef", "application/vnd.ms-tnef":
+		return "winmail.dat"
+	case "image/png":
+		return "image.png"
+	case "image/jpeg", "image/jpg", "image/pjpeg":
+		return "image.jpg"
+	case "image/gif":
+		return "image.gif"
+	case "application/pdf":
+		return "document.pdf"
+	case "text/calendar":
+		return "invite.ics"
+	case "text/plain":
+		return "text.txt"
+	case "text/html":
+		return "page.html"
+	}
+	return "attachment"
+}
