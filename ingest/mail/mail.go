@@ -84,16 +84,16 @@ type Address struct {
 // Message is what casebook needs of a mail.
 type Message struct {
 	// MessageID and the ids in InReplyTo and References are without angle brackets.
-	MessageID  string
-	From       Address
-	To         []string
-	Cc         []string
+	MessageID   string
+	From        Address
+	To          []string
+	Cc          []string
 	DeliveredTo []string
 	XOriginalTo []string
-	Subject    string
-	InReplyTo  []string
-	References []string
-	Date       time.Time
+	Subject     string
+	InReplyTo   []string
+	References  []string
+	Date        time.Time
 	// Text is the body: the text/plain parts, or the HTML parts made readable when
 	// there is no plain part.
 	Text string
