@@ -1,0 +1,320 @@
+package outbox
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io"
+	"io/fs"
+	"net/mail"
+	"net/url"
+	"strings"
+	texttemplate "text/template"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	gomail "github.com/emersion/go-message/mail"
+
+	"casebook/casebook"
+	"casebook/templates"
+)
+
+// errCompose marks a mail that cannot be built from its row: retrying cannot help.
+var errCompose = errors.New("cannot compose mail")
+
+// kinds lists every mail casebook sends; each has KIND.txt and KIND.html in templates/mail.
+var kinds = []casebook.OutboxKind{casebook.MailOwnerNotification, casebook.MailCaseEmail, casebook.MailTemporaryPassword}
+
+type mailTemplate struct {
+	text *texttemplate.Template
+	html *htmltemplate.Template
+}
+
+// composer turns outbox rows into RFC 5322 messages. Templates are parsed once.
+type composer struct {
+	tmpl         map[casebook.OutboxKind]mailTemplate
+	from         *mail.Address
+	replyAddress string
+	signer       *casebook.TokenSigner
+	baseURL      string
+}
+
+var funcs = map[string]any{
+	"size":    humanSize,
+	"channel": channelName,
+	"plural": func(n int, one, many string) string {
+		if n == 1 {
+			return one
+		}
+		return many
+	},
+	"when": func(t time.Time) string { return t.UTC().Format("2 January 2006 at 15:04 UTC") },
+}
+
+func newComposer(fsys fs.FS, from *mail.Address, replyAddress string, signer *casebook.TokenSigner, baseURL string) (*composer, error) {
+	c := &composer{
+		tmpl:         map[casebook.OutboxKind]mailTemplate{},
+		from:         from,
+		replyAddress: replyAddress,
+		signer:       signer,
+		baseURL:      strings.TrimRight(baseURL, "/"),
+	}
+	for _, k := range kinds {
+		txt, err := texttemplate.New(string(k)+".txt").Funcs(funcs).ParseFS(fsys, "mail/"+string(k)+".txt")
+		if err != nil {
+			return nil, fmt.Errorf("mail templates: %w", err)
+		}
+		if txt.Lookup("subject") == nil {
+			return nil, fmt.Errorf("mail templates: %s.txt has no subject block", k)
+		}
+		html, err := htmltemplate.New("layout.html").Funcs(funcs).ParseFS(fsys, "mail/layout.html", "mail/"+string(k)+".html")
+		if err != nil {
+			return nil, fmt.Errorf("mail templates: %w", err)
+		}
+		c.tmpl[k] = mailTemplate{text: txt, html: html}
+	}
+	return c, nil
+}
+
+// defaultTemplates is the embedded set.
+func defaultTemplates() fs.FS { return templates.Mail }
+
+// fileView is one file of an owner notification: its name and size, never its content.
+type fileView struct {
+	Name        string `json:"filename"`
+	Size        int64  `json:"size"`
+	ContentType string `json:"content_type"`
+}
+
+// ownerNotification is the data of an owner_notification row (written by AddUpdate).
+type ownerNotification struct {
+	Case    string     `json:"case"`
+	Subject string     `json:"subject"`
+	Source  string     `json:"source"`
+	Author  string     `json:"author"`
+	Files   []fileView `json:"files"`
+	Link    string     `json:"-"`
+}
+
+// caseEmail is the data of a case_email row: Event is "opened" or "reply".
+type caseEmail struct {
+	Case    string `json:"case"`
+	Subject string `json:"subject"`
+	Event   string `json:"event"`
+	Author  string `json:"author"`
+	Body    string `json:"body"`
+	// InReplyTo is the Message-ID of the case's first mail to this recipient, so
+	// that the recipient's client threads the conversation (RFC 5322 3.6.4).
+	InReplyTo string `json:"in_reply_to"`
+	Link      string `json:"-"`
+}
+
+// temporaryPassword is the data of a temporary_password row (written by the web page
+// and the user commands). Reason is "reset" or "new_account".
+type temporaryPassword struct {
+	Name      string    `json:"name"`
+	Password  string    `json:"password"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Reason    string    `json:"reason"`
+	Link      string    `json:"-"`
+}
+
+// composed is a mail ready for SMTP.
+type composed struct {
+	from, to string
+	msg      []byte
+}
+
+// compose builds the message for e, dated date.
+func (c *composer) compose(e casebook.OutboxEntry, date time.Time) (composed, error) {
+	t, ok := c.tmpl[e.Kind]
+	if !ok {
+		return composed{}, fmt.Errorf("%w: unknown kind %q", errCompose, e.Kind)
+	}
+	to, err := mail.ParseAddress(e.Recipient)
+	if err != nil || to.Name != "" || strings.ContainsAny(to.Address, "\r\n<> ") {
+		return composed{}, fmt.Errorf("%w: recipient %q is not a bare address", errCompose, e.Recipient)
+	}
+	var h gomail.Header
+	var data any
+	switch e.Kind {
+	case casebook.MailOwnerNotification:
+		var d ownerNotification
+		if err := decode(e.Data, &d); err != nil {
+			return composed{}, err
+		}
+		if d.Case == "" || len(d.Files) == 0 {
+			return composed{}, fmt.Errorf("%w: owner notification without case or files", errCompose)
+		}
+		d.Subject, d.Author = headerText(d.Subject), headerText(d.Author)
+		for i := range d.Files {
+			d.Files[i].Name = headerText(d.Files[i].Name)
+		}
+		d.Link = c.baseURL + "/cases/" + url.PathEscape(d.Case)
+		data = d
+	case casebook.MailCaseEmail:
+		var d caseEmail
+		if err := decode(e.Data, &d); err != nil {
+			return composed{}, err
+		}
+		if d.Case == "" || e.CaseNumber == 0 || e.UserID == nil {
+			return composed{}, fmt.Errorf("%w: case email without case or requester", errCompose)
+		}
+		d.Subject, d.Author = headerText(d.Subject), headerText(d.Author)
+		if c.signer == nil || c.replyAddress == "" {
+			return composed{}, fmt.Errorf("%w: case email needs --reply-address and --token-key", errCompose)
+		}
+		d.Link = c.baseURL + "/cases/" + url.PathEscape(d.Case)
+		token := c.signer.Sign(casebook.ReplyToken{CaseNumber: e.CaseNumber, UserID: *e.UserID})
+		reply, err := casebook.PlusAddress(c.replyAddress, token)
+		if err != nil {
+			return composed{}, fmt.Errorf("%w: %w", errCompose, err)
+		}
+		h.SetAddressList("Reply-To", []*mail.Address{{Address: reply}})
+		if id := msgID(d.InReplyTo); id != "" {
+			h.SetMsgIDList("In-Reply-To", []string{id})
+			h.SetMsgIDList("References", []string{id})
+		}
+		data = d
+	case casebook.MailTemporaryPassword:
+		var d temporaryPassword
+		if err := decode(e.Data, &d); err != nil {
+			return composed{}, err
+		}
+		if d.Password == "" || d.ExpiresAt.IsZero() {
+			return composed{}, fmt.Errorf("%w: temporary password mail without password or expiry", errCompose)
+		}
+		d.Link = c.baseURL + "/login"
+		d.Name = headerText(d.Name)
+		to.Name = d.Name
+		data = d
+	}
+
+	var subject bytes.Buffer
+	if err := t.text.ExecuteTemplate(&subject, "subject", data); err != nil {
+		return composed{}, fmt.Errorf("%w: subject: %w", errCompose, err)
+	}
+	h.SetAddressList("From", []*mail.Address{c.from})
+	h.SetAddressList("To", []*mail.Address{to})
+	h.SetSubject(headerText(subject.String()))
+	h.SetDate(date)
+	h.SetMessageID(msgID(e.MessageID))
+	// RFC 3834: mark the mail as automatic so that well-behaved responders (vacation
+	// replies, other ticket systems) do not answer it and start a loop.
+	h.Set("Auto-Submitted", "auto-generated")
+	// Exchange and Outlook honour this one instead of RFC 3834 ([MS-OXCMAIL] 2.2.3.2.14).
+	h.Set("X-Auto-Response-Suppress", "All")
+
+	var buf bytes.Buffer
+	w, err := gomail.CreateInlineWriter(&buf, h)
+	if err != nil {
+		return composed{}, fmt.Errorf("%w: %w", errCompose, err)
+	}
+	parts := []struct {
+		ctype string
+		exec  func(io.Writer) error
+	}{
+		{"text/plain", func(w io.Writer) error { return t.text.Execute(w, data) }},
+		{"text/html", func(w io.Writer) error { return t.html.Execute(w, data) }},
+	}
+	for _, p := range parts {
+		var ph gomail.InlineHeader
+		ph.SetContentType(p.ctype, map[string]string{"charset": "utf-8"})
+		pw, err := w.CreatePart(ph)
+		if err != nil {
+			return composed{}, fmt.Errorf("%w: %w", errCompose, err)
+		}
+		if err := p.exec(pw); err != nil {
+			return composed{}, fmt.Errorf("%w: %s body: %w", errCompose, p.ctype, err)
+		}
+		if err := pw.Close(); err != nil {
+			return composed{}, fmt.Errorf("%w: %w", errCompose, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return composed{}, fmt.Errorf("%w: %w", errCompose, err)
+	}
+	return composed{from: c.from.Address, to: to.Address, msg: buf.Bytes()}, nil
+}
+
+// decode reads a row's data into the kind's typed struct.
+func decode(data map[string]any, v any) error {
+	b, err := json.Marshal(data)
+	if err == nil {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: data: %w", errCompose, err)
+	}
+	return nil
+}
+
+// msgID strips the angle brackets go-message adds itself.
+func msgID(id string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(id), "<"), ">")
+}
+
+// maxHeaderText bounds a subject or display name, in runes.
+const maxHeaderText = 200
+
+// headerText makes untrusted text safe for a header field, and one line in a body: every control character
+// (CR and LF above all, which would start a new header field, RFC 5322 2.2) and the
+// Unicode line and paragraph separators become a space, runs of space collapse, and
+// the text is cut to a readable length. go-message then encodes non-ASCII as RFC 2047
+// words and refuses CR/LF in any value as a last line of defence.
+func headerText(s string) string {
+	var b strings.Builder
+	space := false
+	n := 0
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.IsSpace(r) || r == '\u2028' || r == '\u2029' {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+			n++
+		}
+		space = false
+		if n >= maxHeaderText {
+			b.WriteString("…")
+			break
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
+}
+
+// humanSize prints a byte count the way file managers do (SI units).
+func humanSize(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}
+
+func channelName(source string) string {
+	switch casebook.Source(source) {
+	case casebook.SourceEmail:
+		return "email"
+	case casebook.SourceSlack:
+		return "Slack"
+	case casebook.SourceDiscord:
+		return "Discord"
+	case casebook.SourceWeb:
+		return "the web page"
+	case casebook.SourceSystem:
+		return "casebook"
+	}
+	return source
+}

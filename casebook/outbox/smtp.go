@@ -1,0 +1,276 @@
+package outbox
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// Security is how a connection to the SMTP server is protected.
+type Security string
+
+// The connection security modes.
+const (
+	// ImplicitTLS speaks TLS from the first byte (smtps://, port 465, RFC 8314).
+	ImplicitTLS Security = "tls"
+	// StartTLS upgrades a plain connection and refuses a server that does not offer it
+	// (smtp://, port 587), so a stripped STARTTLS cannot downgrade us to cleartext.
+	StartTLS Security = "starttls"
+	// NoTLS is cleartext, allowed only to a loopback address (smtp://…?tls=none).
+	NoTLS Security = "none"
+)
+
+// Dialer opens authenticated SMTP submission connections.
+type Dialer struct {
+	// Addr is host:port.
+	Addr     string
+	Security Security
+	Username string
+	Password string
+	// LocalName is the name sent in EHLO.
+	LocalName string
+	// TLSConfig, when set, replaces the system roots (tests use their own CA).
+	TLSConfig *tls.Config
+	// Timeout bounds the dial and each SMTP command.
+	Timeout time.Duration
+}
+
+// ParseURL reads an SMTP server URL:
+//
+//	smtps://USER:PASS@HOST[:465]      implicit TLS
+//	smtp://USER:PASS@HOST[:587]       STARTTLS, required
+//	smtp://HOST:PORT?tls=none         cleartext, loopback only (tests, a local relay)
+//
+// User and password are percent-decoded.
+func ParseURL(raw string) (*Dialer, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url's error repeats the input, which holds the password.
+		return nil, errors.New("smtp url: not a URL like smtps://user:pass@host:465")
+	}
+	d := &Dialer{Timeout: time.Minute}
+	port := ""
+	switch u.Scheme {
+	case "smtps":
+		d.Security, port = ImplicitTLS, "465"
+	case "smtp":
+		d.Security, port = StartTLS, "587"
+	default:
+		return nil, fmt.Errorf("smtp url: scheme %q: use smtps:// or smtp://", u.Scheme)
+	}
+	q := u.Query()
+	for k := range q {
+		if k != "tls" {
+			return nil, fmt.Errorf("smtp url: unknown parameter %q", k)
+		}
+	}
+	switch tlsMode := q.Get("tls"); {
+	case tlsMode == "":
+	case tlsMode == "none" && u.Scheme == "smtp":
+		d.Security = NoTLS
+	default:
+		return nil, fmt.Errorf("smtp url: tls=%q: only tls=none, with smtp://, is known", tlsMode)
+	}
+	host := u.Hostname()
+	if host == "" {
+		return nil, errors.New("smtp url: no host")
+	}
+	if u.Port() != "" {
+		port = u.Port()
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return nil, fmt.Errorf("smtp url: port %q", port)
+	}
+	d.Addr = net.JoinHostPort(host, port)
+	if d.Security == NoTLS && !isLoopback(host) {
+		return nil, fmt.Errorf("smtp url: tls=none sends mail and passwords in cleartext: only allowed to a loopback address, not %s", host)
+	}
+	if u.User != nil {
+		d.Username = u.User.Username()
+		d.Password, _ = u.User.Password()
+	}
+	return d, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// String describes the server without the password.
+func (d *Dialer) String() string {
+	s := string(d.Security) + " " + d.Addr
+	if d.Username != "" {
+		s = d.Username + "@" + s
+	}
+	return s
+}
+
+// conn is one open SMTP session; several mails go over it, one after the other.
+type conn struct {
+	c   *smtp.Client
+	raw net.Conn
+	// broken is set when the session cannot carry another mail.
+	broken bool
+}
+
+// connectError marks a failure before any mail was offered (dial, TLS, EHLO, AUTH): it
+// says nothing about the mail, so even a 5xx there (a refused login) is retried rather
+// than failing the mail.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return "connect: " + e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// Dial connects, secures the connection as configured and logs in.
+func (d *Dialer) Dial(ctx context.Context) (*conn, error) {
+	c, err := d.dial(ctx)
+	if err != nil {
+		return nil, &connectError{err}
+	}
+	return c, nil
+}
+
+func (d *Dialer) dial(ctx context.Context) (*conn, error) {
+	host, _, _ := net.SplitHostPort(d.Addr)
+	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if d.TLSConfig != nil {
+		cfg = d.TLSConfig.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName = host
+		}
+	}
+	timeout := d.Timeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	nd := &net.Dialer{}
+	raw, err := nd.DialContext(dctx, "tcp", d.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if d.Security == ImplicitTLS {
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		raw = tc
+	}
+	// The SMTP client has no context: closing the socket is what interrupts it.
+	stop := context.AfterFunc(dctx, func() { raw.Close() })
+	defer stop()
+
+	var c *smtp.Client
+	if d.Security == StartTLS {
+		// NewClientStartTLS refuses a server that does not offer STARTTLS.
+		if c, err = smtp.NewClientStartTLS(raw, cfg); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("starttls: %w", err)
+		}
+	} else {
+		c = smtp.NewClient(raw)
+	}
+	c.CommandTimeout = timeout
+	c.SubmissionTimeout = 2 * timeout
+	local := d.LocalName
+	if local == "" {
+		local = "localhost"
+	}
+	if err := c.Hello(local); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("ehlo: %w", err)
+	}
+	if d.Username != "" {
+		var mech sasl.Client
+		switch {
+		case c.SupportsAuth("PLAIN"):
+			mech = sasl.NewPlainClient("", d.Username, d.Password)
+		case c.SupportsAuth("LOGIN"):
+			mech = sasl.NewLoginClient(d.Username, d.Password)
+		default:
+			c.Close()
+			return nil, errors.New("server offers neither AUTH PLAIN nor AUTH LOGIN")
+		}
+		if err := c.Auth(mech); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("auth as %s: %w", d.Username, err)
+		}
+	}
+	return &conn{c: c, raw: raw}, nil
+}
+
+// send offers one mail. An *smtp.SMTPError says what the server answered. After any
+// other error, or a reply after which RSET fails, the session is marked broken.
+func (c *conn) send(ctx context.Context, from, to string, msg []byte) error {
+	stop := context.AfterFunc(ctx, func() { c.raw.Close() })
+	defer stop()
+	err := c.transaction(from, to, msg)
+	if err == nil {
+		return nil
+	}
+	var se *smtp.SMTPError
+	// Leave the session clean for the next mail (RFC 5321 4.1.1.5).
+	if !errors.As(err, &se) || c.c.Reset() != nil {
+		c.broken = true
+		c.c.Close()
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%w)", err, ctx.Err())
+	}
+	return err
+}
+
+func (c *conn) transaction(from, to string, msg []byte) error {
+	if err := c.c.Mail(from, nil); err != nil {
+		return fmt.Errorf("MAIL FROM: %w", err)
+	}
+	if err := c.c.Rcpt(to, nil); err != nil {
+		return fmt.Errorf("RCPT TO: %w", err)
+	}
+	w, err := c.c.Data()
+	if err != nil {
+		return fmt.Errorf("DATA: %w", err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		w.Close()
+		return fmt.Errorf("DATA: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("end of DATA: %w", err)
+	}
+	return nil
+}
+
+// close says QUIT, or drops the connection when the server does not answer.
+func (c *conn) close() {
+	if err := c.c.Quit(); err != nil {
+		c.c.Close()
+	}
+}
+
+// smtpReply formats a server reply as it is stored: "550 5.1.1 No such user".
+func smtpReply(se *smtp.SMTPError) string {
+	s := strconv.Itoa(se.Code)
+	if ec := se.EnhancedCode; ec != smtp.NoEnhancedCode && ec != smtp.EnhancedCodeNotSet {
+		s += fmt.Sprintf(" %d.%d.%d", ec[0], ec[1], ec[2])
+	}
+	if se.Message != "" {
+		s += " " + se.Message
+	}
+	return s
+}
