@@ -1,0 +1,288 @@
+package web
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gabriel-vasile/mimetype"
+	"golang.org/x/text/unicode/norm"
+
+	"casebook/casebook"
+)
+
+// sniffLen is how much of a file mimetype needs to tell types apart.
+const sniffLen = 3072
+
+// errTypeRefused marks an upload whose sniffed type is not on the allow-list.
+var errTypeRefused = errors.New("this kind of file is not accepted")
+
+// errNoFiles marks an upload form sent without a file.
+var errNoFiles = errors.New("no file was chosen")
+
+// upload adds the files of a multipart request to a case through the one write path.
+// The parts are streamed (never ParseMultipartForm, which would spool them to disk):
+// each file goes from the socket through the type check and the size cap into the
+// blob store. A refusal anywhere fails the whole update, and AddUpdate removes the
+// blobs it created, so nothing is left behind.
+func (s *Server) upload(w http.ResponseWriter, r *http.Request, v viewer) {
+	c, ok := s.caseInScope(w, r, v, "upload")
+	if !ok {
+		return
+	}
+	ref := s.opt.Refs.Format(c.Number)
+	// The whole request may not exceed the caps plus room for the part headers.
+	r.Body = http.MaxBytesReader(w, r.Body, int64(s.opt.MaxFiles)*s.opt.MaxFileSize+1<<20)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		s.uploadRefused(w, r, v, c, fmt.Errorf("%w: %v", casebook.ErrInvalidInput, err))
+		return
+	}
+	out, err := s.writer.AddUpdate(r.Context(), casebook.Update{
+		Source:     casebook.SourceWeb,
+		ExternalID: "web-" + strings.ToLower(rand.Text()),
+		CaseNumber: c.Number,
+		Author:     casebook.Author{UserID: v.User.ID},
+		Files:      s.multipartFiles(mr),
+	})
+	if err != nil {
+		s.uploadRefused(w, r, v, c, err)
+		return
+	}
+	if err := s.audit(r, &v.User, "upload", ref+"/update/"+strconv.FormatInt(out.UpdateID, 10),
+		fmt.Sprintf("success: %d file(s)", len(out.Attachments))); err != nil {
+		s.serverError(w, r, "audit", err)
+		return
+	}
+	msg := "1 file added."
+	if n := len(out.Attachments); n != 1 {
+		msg = fmt.Sprintf("%d files added.", n)
+	}
+	s.sessions.Put(r.Context(), keyFlash, msg)
+	http.Redirect(w, r, "/cases/"+ref, http.StatusSeeOther)
+}
+
+// multipartFiles yields the request's file parts named "files", checking count, type
+// and size as they stream.
+func (s *Server) multipartFiles(mr *multipart.Reader) casebook.FileSeq {
+	return func(yield func(casebook.File) error) error {
+		n := 0
+		for {
+			p, err := mr.NextPart()
+			if errors.Is(err, io.EOF) {
+				if n == 0 {
+					return errNoFiles
+				}
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read upload: %w", err)
+			}
+			// A file input left empty still sends a part, with an empty filename.
+			if p.FormName() != "files" || p.FileName() == "" {
+				if _, err := io.Copy(io.Discard, io.LimitReader(p, maxFormBytes)); err != nil {
+					return fmt.Errorf("read upload: %w", err)
+				}
+				continue
+			}
+			n++
+			if n > s.opt.MaxFiles {
+				return fmt.Errorf("%w: at most %d files at a time", casebook.ErrTooManyFiles, s.opt.MaxFiles)
+			}
+			br := bufio.NewReaderSize(p, sniffLen)
+			head, err := br.Peek(sniffLen)
+			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+				return fmt.Errorf("read upload: %w", err)
+			}
+			name := norm.NFC.String(p.FileName())
+			if len(head) == 0 {
+				return fmt.Errorf("%w: %q is empty", casebook.ErrInvalidInput, casebook.SanitizeFilename(name))
+			}
+			mt := mimetype.Detect(head)
+			if base, _, _ := strings.Cut(mt.String(), ";"); !s.allowed[base] {
+				return fmt.Errorf("%w: %q is %s", errTypeRefused, casebook.SanitizeFilename(name), base)
+			}
+			err = yield(casebook.File{
+				Name:        name,
+				ContentType: p.Header.Get("Content-Type"),
+				Body:        &capReader{r: br, left: s.opt.MaxFileSize},
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// capReader fails with casebook.ErrTooLarge once more than left bytes were read.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, casebook.ErrTooLarge
+	}
+	return n, err
+}
+
+// uploadRefused shows the case again with what went wrong.
+func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer, c casebook.Case, err error) {
+	var tooBig *http.MaxBytesError
+	status, msg := http.StatusInternalServerError, ""
+	switch {
+	case errors.Is(err, casebook.ErrTooLarge), errors.As(err, &tooBig):
+		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("A file is larger than %s. Nothing was added.", humanBytes(s.opt.MaxFileSize))
+	case errors.Is(err, casebook.ErrTooManyFiles):
+		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("Add at most %d files at a time. Nothing was added.", s.opt.MaxFiles)
+	case errors.Is(err, errTypeRefused):
+		status, msg = http.StatusUnsupportedMediaType, "One of the files is of a kind we do not accept (documents, images, scans and text are fine). Nothing was added."
+	case errors.Is(err, errNoFiles):
+		status, msg = http.StatusBadRequest, "Choose at least one file."
+	case errors.Is(err, casebook.ErrCaseClosed):
+		status, msg = http.StatusConflict, "This case is closed. Open a new case to send more files."
+	case errors.Is(err, casebook.ErrInvalidInput):
+		status, msg = http.StatusBadRequest, "The upload could not be read (an empty file, or an interrupted transfer). Nothing was added."
+	}
+	ref := s.opt.Refs.Format(c.Number)
+	outcome := "refused"
+	if status == http.StatusInternalServerError {
+		outcome = "error"
+	}
+	if aerr := s.audit(r, &v.User, "upload", ref, outcome); aerr != nil {
+		s.serverError(w, r, "audit", aerr)
+		return
+	}
+	if status == http.StatusInternalServerError {
+		s.serverError(w, r, "upload", err)
+		return
+	}
+	s.log.InfoContext(r.Context(), "upload refused", "case", ref, "user", v.User.ID, "error", err.Error())
+	p, perr := s.casePageData(r, v, c)
+	if perr != nil {
+		s.serverError(w, r, "case page", perr)
+		return
+	}
+	p.Problem = msg
+	// The client may still be sending: say so and close rather than read it all.
+	w.Header().Set("Connection", "close")
+	s.render(w, r, status, "case", p)
+}
+
+// download serves an attachment of one of the viewer's cases. The file is offered for
+// saving, never rendered: Content-Disposition attachment (built by
+// mime.FormatMediaType, so a filename cannot inject header fields), the stored
+// (sniffed) type, nosniff, and a sandbox CSP should a browser render it anyway. The
+// SHA-256 is checked while streaming, and the last bytes are held back until it
+// matches: a corrupted blob never reaches the client whole.
+func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
+	ctx := r.Context()
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	var a casebook.Attachment
+	var number int64
+	if err == nil && id > 0 {
+		org, owner := v.scope()
+		a, number, err = s.store.AttachmentInScope(ctx, id, org, owner)
+	} else {
+		err = casebook.ErrNotFound
+	}
+	if errors.Is(err, casebook.ErrNotFound) {
+		if aerr := s.audit(r, &v.User, "download", "attachment/"+truncate(r.PathValue("id"), 32), "denied"); aerr != nil {
+			s.serverError(w, r, "audit", aerr)
+			return
+		}
+		s.renderError(w, r, http.StatusNotFound, "There is no such file among your cases.")
+		return
+	}
+	if err != nil {
+		s.serverError(w, r, "attachment", err)
+		return
+	}
+	object := s.opt.Refs.Format(number) + "/attachment/" + strconv.FormatInt(a.ID, 10)
+	if err := s.audit(r, &v.User, "download", object, "success"); err != nil {
+		s.serverError(w, r, "audit", err)
+		return
+	}
+	f, err := s.blobs.Open(ctx, a.BlobKey)
+	if err != nil {
+		s.serverError(w, r, "open blob", err)
+		return
+	}
+	defer f.Close()
+
+	h := w.Header()
+	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename})
+	if disposition == "" {
+		disposition = "attachment"
+	}
+	h.Set("Content-Disposition", disposition)
+	h.Set("Content-Type", a.ContentType)
+	h.Set("Content-Length", strconv.FormatInt(a.Size, 10))
+	h.Set("Content-Security-Policy", "sandbox")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+
+	sum := sha256.New()
+	hw := &holdback{w: w, keep: 64 << 10}
+	n, err := io.Copy(hw, io.TeeReader(io.LimitReader(f, a.Size+1), sum))
+	if err == nil && (n != a.Size || hex.EncodeToString(sum.Sum(nil)) != a.SHA256) {
+		err = fmt.Errorf("blob %s does not match its SHA-256 or size", a.BlobKey)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "attachment failed its integrity check", "attachment", a.ID, slog.Any("error", err))
+		s.audit(r, &v.User, "download", object, "integrity_failure")
+		if !hw.wrote {
+			h.Del("Content-Disposition")
+			h.Del("Content-Length")
+			h.Set("Content-Security-Policy", pageCSP)
+			s.renderError(w, r, http.StatusInternalServerError, "This file is damaged on our side and cannot be served. Support has been told.")
+			return
+		}
+		// Headers and part of the body are gone: cut the connection so the client
+		// sees a failed transfer (short of Content-Length), not a complete file.
+		panic(http.ErrAbortHandler)
+	}
+	hw.flush()
+}
+
+// holdback passes writes through but keeps the last keep bytes until flush.
+type holdback struct {
+	w     io.Writer
+	keep  int
+	held  []byte
+	wrote bool
+}
+
+func (h *holdback) Write(p []byte) (int, error) {
+	h.held = append(h.held, p...)
+	if over := len(h.held) - h.keep; over > 0 {
+		h.wrote = true
+		if _, err := h.w.Write(h.held[:over]); err != nil {
+			return 0, err
+		}
+		h.held = append(h.held[:0], h.held[over:]...)
+	}
+	return len(p), nil
+}
+
+func (h *holdback) flush() {
+	h.wrote = true
+	h.w.Write(h.held)
+	h.held = nil
+}

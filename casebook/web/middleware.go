@@ -1,0 +1,199 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+
+	"casebook/casebook"
+	"casebook/templates"
+)
+
+// Session keys.
+const (
+	keyUserID     = "uid"
+	keyMustChange = "must_change"
+	keyFlash      = "flash"
+)
+
+// Session lifetimes: 15 minutes idle and 8 hours in all, the usual bounds for an
+// application that shows health records (OWASP ASVS V3.3).
+const (
+	sessionIdle     = 15 * time.Minute
+	sessionLifetime = 8 * time.Hour
+)
+
+// pageCSP allows nothing but the page's own stylesheet and images and forms posting
+// back to itself: no script at all, no framing (clickjacking), no <base> rewriting.
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+func newSessionManager(opt Options) *scs.SessionManager {
+	sm := scs.New()
+	sm.Store = opt.Sessions
+	sm.IdleTimeout = sessionIdle
+	sm.Lifetime = sessionLifetime
+	// The __Host- prefix makes the browser refuse the cookie unless it is Secure, has
+	// Path=/ and no Domain: no subdomain or plain-http page can set or shadow it
+	// (RFC 6265bis §4.1.3.2).
+	sm.Cookie.Name = "__Host-casebook"
+	sm.Cookie.Secure = true
+	if opt.InsecureCookies {
+		sm.Cookie.Name = "casebook"
+		sm.Cookie.Secure = false
+	}
+	sm.Cookie.Path = "/"
+	sm.Cookie.HttpOnly = true
+	sm.Cookie.SameSite = http.SameSiteLaxMode
+	// A session cookie (no Expires): it ends with the browser as well as on the server.
+	sm.Cookie.Persist = false
+	return sm
+}
+
+// secureHeaders sets the headers every response carries. Handlers that serve files
+// override Content-Security-Policy and Cache-Control.
+func (s *Server) secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", pageCSP)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		// Pages show health information: no browser or proxy may keep a copy.
+		h.Set("Cache-Control", "no-store")
+		if r.TLS != nil || s.hsts {
+			// Browsers ignore HSTS received over plain http (RFC 6797 §8.1), so sending
+			// it whenever the public address is https is safe behind a TLS proxy.
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func staticHandler() http.Handler {
+	sub, err := fs.Sub(templates.Pages, "static")
+	if err != nil {
+		panic(err) // the embed directive guarantees the directory
+	}
+	files := http.StripPrefix("/static/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Stylesheets hold no health information and may be cached.
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	})
+}
+
+// viewer is the logged-in user of a request.
+type viewer struct {
+	User       casebook.User
+	MustChange bool
+}
+
+// scope returns the case scope of v: a customer sees the org's cases, staff the cases
+// they own.
+func (v viewer) scope() (orgID, ownerID int64) {
+	if v.User.Staff {
+		return 0, v.User.ID
+	}
+	if v.User.OrgID != nil {
+		return *v.User.OrgID, 0
+	}
+	return 0, 0
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, v viewer)
+
+// authed admits logged-in users. Until a user who logged in with a temporary password
+// has chosen a new one, only the password page answers.
+func (s *Server) authed(h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		id := s.sessions.GetInt64(ctx, keyUserID)
+		if id == 0 {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		u, err := s.store.UserByID(ctx, id)
+		if errors.Is(err, casebook.ErrUserNotFound) {
+			s.sessions.Destroy(ctx)
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		if err != nil {
+			s.serverError(w, r, "load user", err)
+			return
+		}
+		v := viewer{User: u, MustChange: s.sessions.GetBool(ctx, keyMustChange)}
+		if v.MustChange && r.URL.Path != "/password" {
+			http.Redirect(w, r, "/password", http.StatusSeeOther)
+			return
+		}
+		h(w, r, v)
+	}
+}
+
+// clientIP is the address the request came from. An IPv6 client is counted by its
+// /64, since one host usually holds the whole prefix.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	addr = addr.Unmap()
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.String()
+	}
+	return addr.String()
+}
+
+// audit appends an audit row for the request. Callers that serve health information
+// stop when it fails.
+func (s *Server) audit(r *http.Request, u *casebook.User, action, object, outcome string) error {
+	e := AuditEvent{Action: action, Object: object, Outcome: outcome, IP: clientIP(r), UserAgent: truncate(r.UserAgent(), 256)}
+	if u != nil {
+		e.UserID = &u.ID
+		e.OrgID = u.OrgID
+	}
+	// The row must be written even when the client has gone away.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if err := s.store.AppendAudit(ctx, e); err != nil {
+		s.log.ErrorContext(r.Context(), "cannot write the audit log", "action", action, "object", object, slog.Any("error", err))
+		return err
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, "/cases", http.StatusSeeOther)
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.renderError(w, r, http.StatusNotFound, "There is no such page.")
+}
+
+// serverError logs the cause and shows the user a page that gives nothing away.
+func (s *Server) serverError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	s.log.ErrorContext(r.Context(), "web request failed", "what", what, "path", r.URL.Path, slog.Any("error", err))
+	s.renderError(w, r, http.StatusInternalServerError, "Something went wrong on our side. Please try again in a moment.")
+}

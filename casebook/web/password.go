@@ -1,0 +1,229 @@
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"casebook/casebook"
+	"casebook/casebook/password"
+)
+
+// Reasons a temporary password is issued; the mail template words itself by them.
+const (
+	ReasonReset      = "reset"
+	ReasonNewAccount = "new_account"
+)
+
+// ResetStore stores temporary passwords (reset codes) with the mail that carries them.
+type ResetStore interface {
+	IssueResetCode(ctx context.Context, userID int64, codeHash, reason string, expires time.Time, perHour int, mail casebook.OutboxMail) (bool, error)
+}
+
+// TemporaryPassword says how to issue one.
+type TemporaryPassword struct {
+	Reason string
+	TTL    time.Duration
+	// PerHour caps codes per account per hour; zero does not cap (staff commands).
+	PerHour         int
+	MessageIDDomain string
+}
+
+// IssueTemporaryPassword makes a reset code for u and queues the mail of kind
+// temporary_password that carries it, in one transaction. The code has 130 random
+// bits (rand.Text), so it cannot be guessed within any throttle, and only its SHA-256 is
+// stored. It replaces any earlier code, works once, and leaves the current password
+// working until it is used, so asking for one cannot lock anybody out. issued is false
+// when the hourly cap was reached.
+func IssueTemporaryPassword(ctx context.Context, st ResetStore, u casebook.User, tp TemporaryPassword) (code string, issued bool, err error) {
+	if tp.Reason != ReasonReset && tp.Reason != ReasonNewAccount {
+		return "", false, fmt.Errorf("temporary password: %w: reason %q", casebook.ErrInvalidInput, tp.Reason)
+	}
+	if tp.MessageIDDomain == "" {
+		tp.MessageIDDomain = "casebook.invalid"
+	}
+	code = password.Generate()
+	expires := time.Now().Add(tp.TTL).UTC().Truncate(time.Second)
+	mail := casebook.OutboxMail{
+		Kind:      casebook.MailTemporaryPassword,
+		UserID:    &u.ID,
+		Recipient: u.Email,
+		MessageID: casebook.NewMessageID(tp.MessageIDDomain),
+		Data: map[string]any{
+			"password":   code,
+			"expires_at": expires.Format(time.RFC3339),
+			"name":       u.Name,
+			"reason":     tp.Reason,
+		},
+	}
+	issued, err = st.IssueResetCode(ctx, u.ID, codeHash(code), tp.Reason, expires, tp.PerHour, mail)
+	if err != nil {
+		return "", false, err
+	}
+	if !issued {
+		return "", false, nil
+	}
+	return code, true, nil
+}
+
+// codeHash is what is stored of a reset code. Case, spaces and dashes are forgiven,
+// since people copy codes by hand.
+func codeHash(code string) string {
+	c := strings.ToLower(strings.NewReplacer(" ", "", "-", "", "\t", "").Replace(strings.TrimSpace(code)))
+	sum := sha256.Sum256([]byte("casebook reset code\x00" + c))
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *Server) forgotForm(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "forgot", ForgotPage{Layout: Layout{Title: "Forgot your password?"}})
+}
+
+// forgot always answers the same, whether the account exists, was asked for too often,
+// or the address is throttled.
+func (s *Server) forgot(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	email := strings.TrimSpace(r.PostFormValue("email"))
+	ipk := ipKey(clientIP(r))
+	locked, err := s.store.LoginLocked(ctx, ipk)
+	if err != nil {
+		s.serverError(w, r, "reset throttle", err)
+		return
+	}
+	outcome := "throttled"
+	var who *casebook.User
+	if !locked && email != "" {
+		// Each request spends the address's budget, so one client cannot mail-bomb
+		// many accounts.
+		if err := s.store.RecordLoginFailure(ctx, ipk, s.opt.IP.Window, s.opt.IP.delay); err != nil {
+			s.serverError(w, r, "reset throttle", err)
+			return
+		}
+		u, err := s.store.UserByEmail(ctx, email)
+		switch {
+		case errors.Is(err, casebook.ErrUserNotFound):
+			outcome = "unknown_user"
+		case err != nil:
+			s.serverError(w, r, "reset", err)
+			return
+		default:
+			who = &u
+			_, issued, err := IssueTemporaryPassword(ctx, s.store, u, TemporaryPassword{
+				Reason: ReasonReset, TTL: s.opt.ResetTTL, PerHour: s.opt.ResetsPerHour, MessageIDDomain: s.opt.MessageIDDomain,
+			})
+			if err != nil {
+				s.serverError(w, r, "reset", err)
+				return
+			}
+			outcome = "issued"
+			if !issued {
+				outcome = "rate_limited"
+			}
+		}
+	}
+	if err := s.audit(r, who, "reset_request", "user:"+truncate(strings.ToLower(email), 320), outcome); err != nil {
+		s.serverError(w, r, "audit", err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "forgot", ForgotPage{Layout: Layout{Title: "Forgot your password?"}, Sent: true})
+}
+
+func (s *Server) passwordPage(v viewer, problem string) PasswordPage {
+	return PasswordPage{
+		Layout:  Layout{Title: "Choose a new password", User: &v.User, Restricted: v.MustChange},
+		Forced:  v.MustChange,
+		Problem: problem,
+		Min:     password.MinLength,
+	}
+}
+
+func (s *Server) passwordForm(w http.ResponseWriter, r *http.Request, v viewer) {
+	s.render(w, r, http.StatusOK, "password", s.passwordPage(v, ""))
+}
+
+// changePassword sets a new password. After a temporary password the current one is
+// not asked for (the user just proved control of their mailbox); otherwise it is,
+// and a wrong one counts as a failed login.
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, v viewer) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	current, next, confirm := r.PostFormValue("current"), r.PostFormValue("new"), r.PostFormValue("confirm")
+	refuse := func(msg string) {
+		s.audit(r, &v.User, "password_change", "user:"+v.User.Email, "refused")
+		s.render(w, r, http.StatusUnprocessableEntity, "password", s.passwordPage(v, msg))
+	}
+	if !v.MustChange {
+		acct := accountKey(v.User.Email)
+		locked, err := s.store.LoginLocked(ctx, acct, ipKey(clientIP(r)))
+		if err != nil {
+			s.serverError(w, r, "password throttle", err)
+			return
+		}
+		hash, _, err := s.store.PasswordHash(ctx, v.User.ID)
+		if err != nil {
+			s.serverError(w, r, "password", err)
+			return
+		}
+		_, verr := s.opt.Hasher.Verify(ctx, hash, current)
+		if locked || verr != nil {
+			if !locked {
+				if err := s.store.RecordLoginFailure(ctx, acct, s.opt.Account.Window, s.opt.Account.delay); err != nil {
+					s.serverError(w, r, "password throttle", err)
+					return
+				}
+			}
+			refuse("Your current password is not right, or there were too many attempts. Try again in a few minutes.")
+			return
+		}
+	}
+	if next != confirm {
+		refuse("The two new passwords differ. Type the same password twice.")
+		return
+	}
+	local, _, _ := strings.Cut(v.User.Email, "@")
+	if err := password.Check(next, v.User.Email, local, v.User.Name); err != nil {
+		refuse(strings.TrimPrefix(err.Error(), password.ErrWeak.Error()+": ") + ".")
+		return
+	}
+	if !v.MustChange && next == current {
+		refuse("The new password is your current one. Choose another.")
+		return
+	}
+	hash, err := s.opt.Hasher.Hash(ctx, next)
+	if err != nil {
+		s.serverError(w, r, "hash password", err)
+		return
+	}
+	// A new token, and every other session of the user ends: whoever knew the old
+	// password is out.
+	if err := s.sessions.RenewToken(ctx); err != nil {
+		s.serverError(w, r, "session", err)
+		return
+	}
+	token, _, err := s.sessions.Commit(ctx)
+	if err != nil {
+		s.serverError(w, r, "session", err)
+		return
+	}
+	if err := s.store.TagSession(ctx, token, v.User.ID); err != nil {
+		s.serverError(w, r, "session", err)
+		return
+	}
+	if err := s.store.ChangePassword(ctx, v.User.ID, hash, token); err != nil {
+		s.serverError(w, r, "change password", err)
+		return
+	}
+	s.store.ClearLoginFailures(ctx, accountKey(v.User.Email))
+	if err := s.audit(r, &v.User, "password_change", "user:"+v.User.Email, "success"); err != nil {
+		s.serverError(w, r, "audit", err)
+		return
+	}
+	s.sessions.Put(ctx, keyMustChange, false)
+	s.sessions.Put(ctx, keyFlash, "Your new password is set.")
+	http.Redirect(w, r, "/cases", http.StatusSeeOther)
+}

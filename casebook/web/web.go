@@ -1,0 +1,358 @@
+// Package web is casebook's web page: customers and staff log in, list their cases,
+// open one, add attachments through the one write path (casebook.Service.AddUpdate),
+// download them, and manage their password.
+//
+// Pages are server-rendered from the templates package (a base layout plus one file per
+// page, parsed once in New); no JavaScript is needed. Sessions live in PostgreSQL
+// (alexedwards/scs), so any number of instances may serve the same users. Every state
+// change is guarded by http.CrossOriginProtection, every response carries a strict
+// Content-Security-Policy, and every access to protected health information writes an
+// audit row first: when the row cannot be written, the information is not served.
+package web
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+
+	"casebook/casebook"
+	"casebook/casebook/password"
+	"casebook/templates"
+)
+
+// Store is what the web page needs from storage. *postgres.Store provides all but
+// CasePage and AppendAudit, which cmd/casebook adapts from its Cases and Audit.
+type Store interface {
+	UserByEmail(ctx context.Context, email string) (casebook.User, error)
+	UserByID(ctx context.Context, id int64) (casebook.User, error)
+	PasswordHash(ctx context.Context, userID int64) (hash string, mustChange bool, err error)
+	ReplacePasswordHash(ctx context.Context, userID int64, old, new string) error
+	ChangePassword(ctx context.Context, userID int64, hash, keepToken string) error
+	TagSession(ctx context.Context, token string, userID int64) error
+
+	LoginLocked(ctx context.Context, keys ...string) (bool, error)
+	RecordLoginFailure(ctx context.Context, key string, window time.Duration, delay func(failures int) time.Duration) error
+	ClearLoginFailures(ctx context.Context, key string) error
+	PruneLoginThrottle(ctx context.Context, age time.Duration) (int64, error)
+
+	ResetStore
+	UseResetCode(ctx context.Context, userID int64, codeHash string) (bool, error)
+
+	CasePage(ctx context.Context, q CaseQuery) ([]casebook.Case, error)
+	CaseInScope(ctx context.Context, number, orgID, ownerID int64) (casebook.Case, error)
+	AttachmentInScope(ctx context.Context, id, orgID, ownerID int64) (casebook.Attachment, int64, error)
+	Timeline(ctx context.Context, caseID int64) ([]casebook.TimelineEntry, error)
+
+	// AppendAudit appends a row to the append-only audit log.
+	AppendAudit(ctx context.Context, e AuditEvent) error
+}
+
+// CaseQuery asks for one keyset page of a viewer's cases with one status, most recent
+// activity first. Exactly one of OrgID (a customer's org) and OwnerID (a staff member)
+// is set.
+type CaseQuery struct {
+	OrgID   int64
+	OwnerID int64
+	Status  casebook.Status
+	// After is the last row of the previous page.
+	After *Cursor
+	Limit int
+}
+
+// Cursor is a position in a list ordered by (UpdatedAt, ID) descending.
+type Cursor struct {
+	UpdatedAt time.Time
+	ID        int64
+}
+
+// AuditEvent is one audit row: who did what to which object, with what outcome.
+type AuditEvent struct {
+	UserID    *int64
+	OrgID     *int64
+	Action    string
+	Object    string
+	Outcome   string
+	IP        string
+	UserAgent string
+}
+
+// Writer is the one write path.
+type Writer interface {
+	AddUpdate(ctx context.Context, u casebook.Update) (casebook.Outcome, error)
+}
+
+// BlobOpener reads stored attachments (casebook/blob.Dir).
+type BlobOpener interface {
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+}
+
+// Throttle is a failure budget: after Free failures within Window, each further
+// failure locks the key for a delay that doubles from one second up to Max.
+type Throttle struct {
+	Free   int
+	Window time.Duration
+	Max    time.Duration
+}
+
+func (t Throttle) delay(failures int) time.Duration {
+	over := failures - t.Free
+	if over <= 0 {
+		return 0
+	}
+	if over > 30 {
+		return t.Max
+	}
+	return min(time.Second<<(over-1), t.Max)
+}
+
+// Options configures the web page. Zero values take the defaults in brackets.
+type Options struct {
+	// Addr is where Run listens [127.0.0.1:8080].
+	Addr string
+	// BaseURL is the page's public address; an https BaseURL turns on HSTS even when
+	// TLS ends at a proxy in front.
+	BaseURL string
+	// TLSCert and TLSKey, when both set, make Run serve HTTPS itself.
+	TLSCert, TLSKey string
+	// InsecureCookies drops the __Host- prefix and the Secure attribute, for plain-http
+	// development on localhost only.
+	InsecureCookies bool
+	// MaxFileSize caps each uploaded file [25 MiB]; MaxFiles caps files per request [10].
+	MaxFileSize int64
+	MaxFiles    int
+	// AllowedTypes are the sniffed media types an upload may have [DefaultAllowedTypes].
+	AllowedTypes []string
+	// Refs formats case references.
+	Refs casebook.RefFormat
+	// MessageIDDomain names the Message-IDs of temporary-password mails.
+	MessageIDDomain string
+	// Hasher hashes passwords [argon2id with password.DefaultParams, 4 at a time].
+	Hasher *password.Hasher
+	// Sessions is the session store, scs's postgresstore in production.
+	Sessions scs.Store
+	// Account limits failed logins per typed account name [5 free a day, up to 15 min];
+	// IP limits them per client address on top [100 free an hour, up to 15 min].
+	Account, IP Throttle
+	// ResetTTL is how long an emailed temporary password works [30 min]; ResetsPerHour
+	// caps requests per account [3].
+	ResetTTL      time.Duration
+	ResetsPerHour int
+	// Extra mounts handlers outside the session and cross-origin checks, pattern ->
+	// handler, for endpoints that authenticate themselves (Slack's Events API signs
+	// its requests). Patterns follow http.ServeMux and must not overlap the page's.
+	Extra  map[string]http.Handler
+	Logger *slog.Logger
+}
+
+// DefaultAllowedTypes are the uploads a health-care support case needs: documents,
+// images, scans (DICOM) and plain text. Executables, archives, HTML and SVG (which can
+// carry script) are refused.
+var DefaultAllowedTypes = []string{
+	"application/pdf",
+	"image/png", "image/jpeg", "image/gif", "image/webp", "image/heic", "image/heif", "image/tiff", "image/bmp",
+	"application/dicom",
+	"text/plain", "text/csv",
+	"application/rtf", "text/rtf",
+	"application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+	"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+	"application/vnd.openxmlformats-officedocument.presentationml.presentation",
+	"application/msword", "application/vnd.ms-excel",
+	"application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
+}
+
+// Server is the web page.
+type Server struct {
+	store    Store
+	writer   Writer
+	blobs    BlobOpener
+	opt      Options
+	log      *slog.Logger
+	pages    *pages
+	sessions *scs.SessionManager
+	allowed  map[string]bool
+	hsts     bool
+	handler  http.Handler
+	routes   []string
+}
+
+// New builds the web page and parses its templates.
+func New(store Store, writer Writer, blobs BlobOpener, opt Options) (*Server, error) {
+	if opt.Addr == "" {
+		opt.Addr = "127.0.0.1:8080"
+	}
+	if opt.MaxFileSize <= 0 {
+		opt.MaxFileSize = 25 << 20
+	}
+	if opt.MaxFiles <= 0 {
+		opt.MaxFiles = 10
+	}
+	if opt.AllowedTypes == nil {
+		opt.AllowedTypes = DefaultAllowedTypes
+	}
+	if opt.Hasher == nil {
+		opt.Hasher = password.NewHasher(password.DefaultParams, 4)
+	}
+	if opt.Account == (Throttle{}) {
+		opt.Account = Throttle{Free: 5, Window: 24 * time.Hour, Max: 15 * time.Minute}
+	}
+	if opt.IP == (Throttle{}) {
+		opt.IP = Throttle{Free: 100, Window: time.Hour, Max: 15 * time.Minute}
+	}
+	if opt.ResetTTL <= 0 {
+		opt.ResetTTL = 30 * time.Minute
+	}
+	if opt.ResetsPerHour <= 0 {
+		opt.ResetsPerHour = 3
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Sessions == nil {
+		return nil, errors.New("web: a session store is required")
+	}
+	if opt.BaseURL != "" {
+		u, err := url.Parse(opt.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("web: base url %q is not an http(s) URL", opt.BaseURL)
+		}
+	}
+	p, err := parsePages(templates.Pages, opt.Refs)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{store: store, writer: writer, blobs: blobs, opt: opt, log: opt.Logger, pages: p, allowed: map[string]bool{}}
+	for _, t := range opt.AllowedTypes {
+		s.allowed[t] = true
+	}
+	if u, _ := url.Parse(opt.BaseURL); u != nil && u.Scheme == "https" {
+		s.hsts = true
+	}
+	s.sessions = newSessionManager(opt)
+	s.sessions.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
+		s.serverError(w, r, "session", err)
+	}
+	s.handler = s.buildHandler()
+	return s, nil
+}
+
+// Handler returns the whole site, including Options.Extra.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Routes lists the page's route patterns (not Options.Extra), for documentation and tests.
+func (s *Server) Routes() []string { return s.routes }
+
+// buildHandler mounts the page behind its checks. Static files and Extra are mounted
+// beside it: they carry no session.
+func (s *Server) buildHandler() http.Handler {
+	app := http.NewServeMux()
+	handle := func(pattern string, h http.HandlerFunc) {
+		s.routes = append(s.routes, pattern)
+		app.Handle(pattern, h)
+	}
+	handle("GET /{$}", s.home)
+	handle("GET /login", s.loginForm)
+	handle("POST /login", s.login)
+	handle("POST /logout", s.logout)
+	handle("GET /password/forgot", s.forgotForm)
+	handle("POST /password/forgot", s.forgot)
+	handle("GET /password", s.authed(s.passwordForm))
+	handle("POST /password", s.authed(s.changePassword))
+	handle("GET /cases", s.authed(s.caseList))
+	handle("GET /cases/{ref}", s.authed(s.casePage))
+	handle("POST /cases/{ref}/attachments", s.authed(s.upload))
+	handle("GET /attachments/{id}", s.authed(s.download))
+	app.Handle("/", http.HandlerFunc(s.notFound))
+	sort.Strings(s.routes)
+
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.renderError(w, r, http.StatusForbidden, "This request came from another site and was refused.")
+	}))
+
+	root := http.NewServeMux()
+	root.Handle("/", s.secureHeaders(csrf.Handler(s.sessions.LoadAndSave(app))))
+	root.Handle("GET /static/", s.secureHeaders(staticHandler()))
+	for pattern, h := range s.opt.Extra {
+		root.Handle(pattern, h)
+	}
+	return root
+}
+
+// Run serves the page on Options.Addr until ctx ends, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.opt.Addr)
+	if err != nil {
+		return fmt.Errorf("web: listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves the page on ln until ctx ends. It prunes the login throttle table
+// while it runs.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := s.httpServer()
+	if s.opt.TLSCert != "" && s.opt.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(s.opt.TLSCert, s.opt.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("web: tls: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	go s.pruneLoop(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("web page listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("web: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("web: shutdown: %w", err)
+	}
+	return nil
+}
+
+// httpServer bounds what a client may make the server hold: a slow client cannot keep
+// a connection open by trickling headers (Slowloris), nor send megabytes of them.
+// There is no overall read or write timeout, because uploads and downloads of large
+// files on slow links are legitimate; their size is capped instead.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+func (s *Server) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			age := max(s.opt.Account.Window, s.opt.IP.Window)
+			if _, err := s.store.PruneLoginThrottle(ctx, age); err != nil && ctx.Err() == nil {
+				s.log.Warn("cannot prune the login throttle", slog.Any("error", err))
+			}
+		}
+	}
+}
