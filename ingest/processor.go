@@ -1,0 +1,344 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+
+	"casebook/casebook"
+	"casebook/ingest/mail"
+)
+
+// ProcessorStore is what the processor needs from storage beyond casebook.Service.
+type ProcessorStore interface {
+	// CaseByNumber finds a case (ErrCaseNotFound).
+	CaseByNumber(ctx context.Context, number int64) (casebook.Case, error)
+	// CaseNumbersByMessageIDs returns the cases whose outgoing mail carried one of
+	// ids (with angle brackets), in the order given.
+	CaseNumbersByMessageIDs(ctx context.Context, ids []string) ([]int64, error)
+	// AddQuarantine records a refused ("quarantined") or "ignored" message and
+	// advances u.Checkpoint in one transaction; a second record of the same
+	// (source, external id) keeps the first.
+	AddQuarantine(ctx context.Context, kind, reason string, u casebook.Update) (int64, error)
+	// SaveCheckpoint advances a channel position on its own.
+	SaveCheckpoint(ctx context.Context, c casebook.Checkpoint) error
+}
+
+// RawStore keeps whole messages as they arrived.
+type RawStore interface {
+	Put(ctx context.Context, r io.Reader, limit int64) (casebook.StoredBlob, error)
+}
+
+// ProcessorOptions configure a MailProcessor.
+type ProcessorOptions struct {
+	// ReplyAddress is where customers reply (support@example.com); reply tokens ride
+	// on its plus-address. Empty turns rule 1 (reply tokens) off.
+	ReplyAddress string
+	// Tokens checks reply tokens; nil turns rule 1 off.
+	Tokens *casebook.TokenSigner
+	// Limits bound each message; MaxAttachmentSize defaults to the service's cap.
+	Limits mail.Limits
+	Logger *slog.Logger
+}
+
+// MailProcessor is the Processor of the email channel: it handles one mail
+// completely — parse, match to a case, add it through casebook.Service.AddUpdate or
+// quarantine it — and commits the mailbox position with the outcome.
+type MailProcessor struct {
+	svc   *casebook.Service
+	st    ProcessorStore
+	blobs RawStore
+	opt   ProcessorOptions
+	log   *slog.Logger
+}
+
+var _ Processor = (*MailProcessor)(nil)
+
+// NewProcessor returns a MailProcessor that writes through svc and keeps raw messages in blobs.
+func NewProcessor(svc *casebook.Service, st ProcessorStore, blobs RawStore, opts ProcessorOptions) *MailProcessor {
+	if opts.Limits.MaxAttachmentSize <= 0 {
+		opts.Limits.MaxAttachmentSize = svc.MaxFileSize()
+	}
+	opts.Limits = opts.Limits.WithDefaults()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &MailProcessor{svc: svc, st: st, blobs: blobs, opt: opts, log: opts.Logger}
+}
+
+// How a message was matched to its case, recorded in Update.Meta["matched_by"].
+const (
+	MatchedByToken   = "reply_token"
+	MatchedByThread  = "thread"
+	MatchedBySubject = "subject"
+	MatchedByRelease = "quarantine_release"
+)
+
+// Report is what Handle found and did, for `casebook ingest` to print.
+type Report struct {
+	Result
+	// Duplicate is set when the message had been added before.
+	Duplicate   bool
+	MessageID   string
+	From        string
+	Subject     string
+	CaseNumber  int64
+	MatchedBy   string
+	ExternalID  string
+	Attachments []mail.Attachment
+}
+
+// Process implements Processor: see Handle.
+func (p *MailProcessor) Process(ctx context.Context, loc Location, raw io.ReadSeeker) (Result, error) {
+	r, err := p.Handle(ctx, loc, raw)
+	return r.Result, err
+}
+
+// Handle processes one message. A message that cannot be added (no case, unknown or
+// closed case, sender not allowed, over a limit, malformed) is quarantined and an
+// auto-reply or bounce ignored, each recorded with its reason together with the
+// mailbox position; both are Results, not errors. An error means nothing was
+// committed (the database or the blob store failed) and the message should be tried
+// again. A panic is recovered and returned as an error, so the caller can count it
+// against this message. loc.Mailbox "" means no mailbox: no checkpoint is written.
+func (p *MailProcessor) Handle(ctx context.Context, loc Location, raw io.ReadSeeker) (rep Report, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.ErrorContext(ctx, "panic while processing a message", "mailbox", loc.Mailbox, "uid", loc.UID,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			rep, err = Report{}, fmt.Errorf("process message: panic: %v", v)
+		}
+	}()
+	return p.handle(ctx, loc, raw)
+}
+
+func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSeeker) (Report, error) {
+	var rep Report
+	size, err := raw.Seek(0, io.SeekEnd)
+	if err != nil {
+		return rep, fmt.Errorf("process message: %w", err)
+	}
+	digest, err := p.digest(raw)
+	if err != nil {
+		return rep, err
+	}
+	if _, err := raw.Seek(0, io.SeekStart); err != nil {
+		return rep, fmt.Errorf("process message: %w", err)
+	}
+	msg, perr := mail.Parse(raw, p.opt.Limits)
+	if perr != nil && !isMessageProblem(perr) {
+		return rep, fmt.Errorf("process message: %w", perr)
+	}
+	rep.MessageID, rep.From, rep.Subject = msg.MessageID, msg.From.Address, msg.Subject
+	rep.Attachments = msg.Attachments
+	rep.ExternalID = ExternalID(digest, msg.MessageID)
+
+	u := casebook.Update{
+		Source:     casebook.SourceEmail,
+		ExternalID: rep.ExternalID,
+		Author:     casebook.Author{Kind: casebook.IdentityEmail, Value: msg.From.Address, Name: msg.From.Name},
+		Body:       msg.Reply,
+		Meta: map[string]string{
+			"message_id": msg.MessageID,
+			"subject":    msg.Subject,
+			"digest":     digest,
+		},
+	}
+	if loc.Mailbox != "" {
+		cp := CheckpointAt(loc)
+		u.Checkpoint = &cp
+		u.Meta["mailbox"] = loc.Mailbox
+	}
+	if size <= p.opt.Limits.MaxMessageSize {
+		// Kept whole so a person can always see what arrived, whatever becomes of it.
+		if _, err := raw.Seek(0, io.SeekStart); err != nil {
+			return rep, fmt.Errorf("process message: %w", err)
+		}
+		b, err := p.blobs.Put(ctx, raw, p.opt.Limits.MaxMessageSize)
+		if err != nil {
+			return rep, fmt.Errorf("process message: keep raw message: %w", err)
+		}
+		u.Meta["raw_blob"] = b.Key
+	}
+
+	if perr != nil {
+		return p.refuse(ctx, loc, &rep, u, Quarantined, perr.Error())
+	}
+	if msg.AutoReply != "" {
+		return p.refuse(ctx, loc, &rep, u, Ignored, "auto-reply or bounce: "+msg.AutoReply)
+	}
+
+	m, err := p.matcher().Match(ctx, msg)
+	rep.CaseNumber, rep.MatchedBy = m.CaseNumber, m.By
+	u.CaseNumber = m.CaseNumber
+	u.ProvenRecipient = m.Proven
+	u.Meta["matched_by"] = m.By
+	if err != nil {
+		if isMessageProblem(err) {
+			return p.refuse(ctx, loc, &rep, u, Quarantined, p.reason(err, msg, m))
+		}
+		return rep, fmt.Errorf("process message: %w", err)
+	}
+	u.Files = p.files(raw)
+	out, err := p.svc.AddUpdate(ctx, u)
+	if err != nil {
+		if isMessageProblem(err) {
+			return p.refuse(ctx, loc, &rep, u, Quarantined, p.reason(err, msg, m))
+		}
+		return rep, fmt.Errorf("process message: %w", err)
+	}
+	rep.Result = Result{Disposition: Processed, Case: p.svc.Refs().Format(m.CaseNumber)}
+	if out.Result == casebook.ResultDuplicate {
+		rep.Duplicate = true
+		// A duplicate commits nothing, so the position must be saved on its own (the
+		// same mail appended twice arrives under a second UID).
+		if u.Checkpoint != nil {
+			if err := p.st.SaveCheckpoint(ctx, *u.Checkpoint); err != nil {
+				return rep, fmt.Errorf("process message: %w", err)
+			}
+		}
+	}
+	return rep, nil
+}
+
+func (p *MailProcessor) matcher() *Matcher {
+	return &Matcher{ReplyAddress: p.opt.ReplyAddress, Tokens: p.opt.Tokens, Refs: p.svc.Refs(), Threads: p.st.CaseNumbersByMessageIDs}
+}
+
+// files streams the attachments from a second pass over raw, inside AddUpdate.
+func (p *MailProcessor) files(raw io.ReadSeeker) casebook.FileSeq {
+	return func(yield func(casebook.File) error) error {
+		if _, err := raw.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		return mail.Attachments(raw, p.opt.Limits, func(a mail.Attachment, body io.Reader) error {
+			return yield(casebook.File{Name: a.Filename, ContentType: a.DeclaredType, Inline: a.Inline, Body: body})
+		})
+	}
+}
+
+func (p *MailProcessor) digest(raw io.ReadSeeker) (string, error) {
+	if _, err := raw.Seek(0, io.SeekStart); err != nil {
+		return "", fmt.Errorf("process message: %w", err)
+	}
+	d, err := mail.Digest(raw)
+	if err != nil {
+		return "", fmt.Errorf("process message: %w", err)
+	}
+	return d, nil
+}
+
+// refuse records a quarantined or ignored message with the mailbox position, and logs
+// it once with its reason.
+func (p *MailProcessor) refuse(ctx context.Context, loc Location, rep *Report, u casebook.Update, d Disposition, reason string) (Report, error) {
+	u.Files = nil
+	if _, err := p.st.AddQuarantine(ctx, string(d), reason, u); err != nil {
+		return *rep, fmt.Errorf("process message: %w", err)
+	}
+	rep.Result = Result{Disposition: d, Reason: reason}
+	if u.CaseNumber > 0 {
+		rep.Result.Case = p.svc.Refs().Format(u.CaseNumber)
+	}
+	p.log.InfoContext(ctx, "mail "+string(d), "reason", reason, "mailbox", loc.Mailbox, "uid", loc.UID,
+		"external_id", u.ExternalID, "case", rep.Result.Case, "from", u.Author.Value)
+	return *rep, nil
+}
+
+// reason words a refusal for the person who works the quarantine.
+func (p *MailProcessor) reason(err error, msg *mail.Message, m Match) string {
+	ref := p.svc.Refs().Format(m.CaseNumber)
+	switch {
+	case errors.Is(err, casebook.ErrNoCaseRef):
+		return "no case found: no valid reply token, no thread of ours, no case reference in the subject"
+	case errors.Is(err, casebook.ErrNotAllowed) && m.Proven:
+		return fmt.Sprintf("the %s names %s, but the sender %s is not a contact of the case's organisation", ruleName(m.By), ref, msg.From.Address)
+	case errors.Is(err, casebook.ErrNotAllowed):
+		return fmt.Sprintf("the subject names %s, but the sender %s is not a registered contact of the case's organisation", ref, msg.From.Address)
+	case errors.Is(err, casebook.ErrCaseNotFound):
+		return fmt.Sprintf("the %s names %s, which does not exist", ruleName(m.By), ref)
+	case errors.Is(err, casebook.ErrCaseClosed):
+		return fmt.Sprintf("%s is closed: open a new case", ref)
+	}
+	return err.Error()
+}
+
+func ruleName(by string) string {
+	switch by {
+	case MatchedByToken:
+		return "reply token"
+	case MatchedByThread:
+		return "thread"
+	}
+	return "subject"
+}
+
+// isMessageProblem tells errors about the message (quarantine it) from errors about
+// the infrastructure (try again later).
+func isMessageProblem(err error) bool {
+	for _, target := range []error{
+		mail.ErrMalformed, mail.ErrLimit,
+		casebook.ErrCaseNotFound, casebook.ErrAmbiguousCase, casebook.ErrNoCaseRef, casebook.ErrNotAllowed,
+		casebook.ErrCaseClosed, casebook.ErrTooLarge, casebook.ErrTooManyFiles, casebook.ErrInvalidInput,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// ExternalID is the idempotency key of a mail: the digest of its content without
+// trace fields, with its Message-ID. The Message-ID alone would not do (senders reuse
+// them); the digest alone would hide which mail it was.
+func ExternalID(digest, messageID string) string {
+	id := digest
+	if messageID != "" {
+		id += " <" + messageID + ">"
+	}
+	if len(id) > 512 {
+		id = id[:512]
+	}
+	return strings.ToValidUTF8(id, "")
+}
+
+// Release adds a quarantined message, read back from its raw copy, to the case a
+// person chose. The person vouches for the sender, so the update is written as if
+// from a channel bound to the case's organisation; its external id is the one the
+// message had, so releasing twice adds it once.
+func (p *MailProcessor) Release(ctx context.Context, raw io.ReadSeeker, caseNumber int64, rawBlob string) (casebook.Outcome, error) {
+	digest, err := p.digest(raw)
+	if err != nil {
+		return casebook.Outcome{}, err
+	}
+	if _, err := raw.Seek(0, io.SeekStart); err != nil {
+		return casebook.Outcome{}, fmt.Errorf("release: %w", err)
+	}
+	msg, err := mail.Parse(raw, p.opt.Limits)
+	if err != nil {
+		return casebook.Outcome{}, fmt.Errorf("release: %w", err)
+	}
+	c, err := p.st.CaseByNumber(ctx, caseNumber)
+	if err != nil {
+		return casebook.Outcome{}, fmt.Errorf("release: %w", err)
+	}
+	return p.svc.AddUpdate(ctx, casebook.Update{
+		Source:       casebook.SourceEmail,
+		ExternalID:   ExternalID(digest, msg.MessageID),
+		CaseNumber:   caseNumber,
+		Author:       casebook.Author{Kind: casebook.IdentityEmail, Value: msg.From.Address, Name: msg.From.Name},
+		ChannelOrgID: c.OrgID,
+		Body:         msg.Reply,
+		Files:        p.files(raw),
+		Meta: map[string]string{
+			"message_id": msg.MessageID,
+			"subject":    msg.Subject,
+			"digest":     digest,
+			"raw_blob":   rawBlob,
+			"matched_by": MatchedByRelease,
+		},
+	})
+}
