@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"casebook/casebook"
-	"casebook/casebook/password"
 	"casebook/casebook/postgres"
+	"casebook/casebook/web"
 )
 
 func migrateCommand() command {
@@ -104,7 +104,9 @@ func userAddCommand() command {
 			if err != nil {
 				return err
 			}
-			nu := postgres.NewUser{Email: email, Name: name, Staff: staff, MustChangePassword: true}
+			// No password yet: the account's only way in is the temporary password mailed
+			// to it, which leads to choosing one's own.
+			nu := postgres.NewUser{Email: email, Name: name, Staff: staff}
 			if org != "" {
 				o, err := st.OrgByName(ctx, org)
 				if err != nil {
@@ -112,11 +114,11 @@ func userAddCommand() command {
 				}
 				nu.OrgID = &o.ID
 			}
-			temp := password.Generate()
-			if nu.PasswordHash, err = password.NewHasher(password.DefaultParams, 1).Hash(ctx, temp); err != nil {
+			u, err := st.AddUser(ctx, nu)
+			if err != nil {
 				return err
 			}
-			u, err := st.AddUser(ctx, nu)
+			temp, err := a.issueTemporaryPassword(ctx, st, u, web.ReasonNewAccount, newAccountTTL)
 			if err != nil {
 				return err
 			}
@@ -124,7 +126,7 @@ func userAddCommand() command {
 				casebook.User
 				TemporaryPassword string `json:"temporary_password"`
 			}{u, temp}
-			return a.print(out, fmt.Sprintf("user %s added (id %d)\ntemporary password: %s\n(it must be changed at the first login)", u.Email, u.ID, temp))
+			return a.print(out, fmt.Sprintf("user %s added (id %d)\ntemporary password: %s (also queued for mail)\nit works once within 7 days and must be replaced at the first login", u.Email, u.ID, temp))
 		},
 	}
 }

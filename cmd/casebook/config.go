@@ -29,6 +29,10 @@ type Config struct {
 	ReplyAddress string
 	// TokenKey signs reply tokens (HMAC-SHA256); at least 32 bytes.
 	TokenKey string
+	// BaseURL is the web page's public address, for links in mail and for HSTS.
+	BaseURL string
+	// Web holds the web page's settings (web.go).
+	Web WebConfig
 }
 
 // secretFlags may be given as CASEBOOK_<NAME>_FILE, naming a file that holds the value.
@@ -46,6 +50,7 @@ func (c *Config) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ConfigFile, "config", "", "file of CASEBOOK_NAME=value lines, below flags and the environment in precedence")
 	fs.StringVar(&c.ReplyAddress, "reply-address", "", "address customers reply to, e.g. support@example.com (tokens ride on its plus-address)")
 	fs.StringVar(&c.TokenKey, "token-key", "", "secret of at least 32 bytes that signs reply tokens")
+	fs.StringVar(&c.BaseURL, "base-url", "", "public address of the web page, e.g. https://cases.example.com (links in mail)")
 }
 
 // Validate checks the config before anything is built from it.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -47,6 +48,10 @@ func commands() map[string]command {
 		"bind":         bindCommand(),
 		"serve":        serveCommand(),
 		"config":       configCommand(),
+
+		// The web page's commands.
+		"user reset-password": userResetPasswordCommand(),
+		"audit":               auditCommand(),
 	}
 }
 
@@ -157,6 +162,10 @@ type app struct {
 	service *casebook.Service
 	metrics *metrics.Metrics
 	admin   *metrics.Admin
+
+	// webExtra holds endpoints other components mount on the web page without its
+	// session and cross-origin checks (pattern -> handler), e.g. Slack's Events API.
+	webExtra map[string]http.Handler
 }
 
 func (a *app) close() {

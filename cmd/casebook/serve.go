@@ -23,6 +23,7 @@ func serveCommand() command {
 		help: "run everything configured (mail poller, outbox, web page, bots) until SIGINT or SIGTERM",
 		flags: func(fs *flag.FlagSet, a *app) {
 			a.cfg.adminFlags(fs)
+			a.cfg.webFlags(fs)
 		},
 		run: func(ctx context.Context, a *app, _ []string) error {
 			comps, err := a.components(ctx)
@@ -45,7 +46,8 @@ func serveCommand() command {
 // components builds every configured part of the service.
 func (a *app) components(ctx context.Context) ([]component, error) {
 	var comps []component
-	for _, build := range []func(context.Context) ([]component, error){} {
+	// webComponents comes last: the builders before it may mount endpoints on the page.
+	for _, build := range []func(context.Context) ([]component, error){a.webComponents} {
 		cs, err := build(ctx)
 		if err != nil {
 			return nil, err

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/scs/postgresstore"
+
+	"casebook/casebook"
+	"casebook/casebook/postgres"
+	"casebook/casebook/web"
+)
+
+// WebConfig is the web page's part of Config.
+type WebConfig struct {
+	// HTTP is the listen address; empty turns the web page off.
+	HTTP string
+	// InsecureCookies drops the __Host- prefix and Secure, for plain-http localhost.
+	InsecureCookies bool
+	TLSCert         string
+	TLSKey          string
+	// MaxFiles caps the files of one upload; each file is capped by --max-file-size.
+	MaxFiles int
+}
+
+// newAccountTTL is how long the temporary password of a new account works. Longer than
+// a reset's 30 minutes because nobody asked for it: the customer may first read the
+// mail days later (a weekend, leave). It stays safe: 130 random bits, stored hashed,
+// single use, void once a new one is issued, and the account has no other password a
+// thief could use instead; staff reissue it with `casebook user reset-password`.
+const newAccountTTL = 7 * 24 * time.Hour
+
+func (c *Config) webFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Web.HTTP, "http", "127.0.0.1:8080", "address of the web page; empty turns it off")
+	fs.BoolVar(&c.Web.InsecureCookies, "insecure-cookies", false, "drop __Host- and Secure from the session cookie: only for plain-http localhost")
+	fs.StringVar(&c.Web.TLSCert, "tls-cert", "", "certificate (PEM) for the web page to serve HTTPS itself")
+	fs.StringVar(&c.Web.TLSKey, "tls-key", "", "private key (PEM) for --tls-cert")
+	fs.IntVar(&c.Web.MaxFiles, "upload-max-files", 10, "most files one web upload may carry")
+}
+
+func (c *Config) validateWeb() error {
+	var errs []error
+	if c.Web.MaxFiles <= 0 {
+		errs = append(errs, errors.New("--upload-max-files must be positive"))
+	}
+	if (c.Web.TLSCert == "") != (c.Web.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.BaseURL != "" && !strings.HasPrefix(c.BaseURL, "https://") && !strings.HasPrefix(c.BaseURL, "http://") {
+		errs = append(errs, fmt.Errorf("--base-url %q must start with https:// or http://", c.BaseURL))
+	}
+	return errors.Join(errs...)
+}
+
+// webStore adapts *postgres.Store to web.Store: the two methods whose arguments are
+// postgres types.
+type webStore struct{ *postgres.Store }
+
+var _ web.Store = webStore{}
+
+func (s webStore) CasePage(ctx context.Context, q web.CaseQuery) ([]casebook.Case, error) {
+	f := postgres.CaseFilter{OrgID: q.OrgID, OwnerID: q.OwnerID, Statuses: []casebook.Status{q.Status}, Limit: q.Limit}
+	if q.After != nil {
+		f.After = &postgres.CaseCursor{UpdatedAt: q.After.UpdatedAt, ID: q.After.ID}
+	}
+	return s.Cases(ctx, f)
+}
+
+func (s webStore) AppendAudit(ctx context.Context, e web.AuditEvent) error {
+	return s.Audit(ctx, postgres.AuditEntry{UserID: e.UserID, OrgID: e.OrgID, Action: e.Action, Object: e.Object,
+		Outcome: e.Outcome, IP: e.IP, UserAgent: e.UserAgent})
+}
+
+// webComponents builds the web page. Components that mount endpoints on it (Slack's
+// Events API) add them to a.webExtra in their builders, listed before this one.
+func (a *app) webComponents(ctx context.Context) ([]component, error) {
+	if a.cfg.Web.HTTP == "" {
+		return nil, nil
+	}
+	if err := a.cfg.validateWeb(); err != nil {
+		return nil, err
+	}
+	st, err := a.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := a.svc(ctx)
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := a.blobStore()
+	if err != nil {
+		return nil, err
+	}
+	sessions := postgresstore.NewWithCleanupInterval(st.DB().DB, 5*time.Minute)
+	srv, err := web.New(webStore{st}, svc, blobs, web.Options{
+		Addr:            a.cfg.Web.HTTP,
+		BaseURL:         a.cfg.BaseURL,
+		TLSCert:         a.cfg.Web.TLSCert,
+		TLSKey:          a.cfg.Web.TLSKey,
+		InsecureCookies: a.cfg.Web.InsecureCookies,
+		MaxFileSize:     a.cfg.MaxFileSize,
+		MaxFiles:        a.cfg.Web.MaxFiles,
+		Refs:            a.refs(),
+		MessageIDDomain: a.cfg.MailDomain,
+		Sessions:        sessions,
+		Extra:           a.webExtra,
+		Logger:          a.log.With("component", "web"),
+	})
+	if err != nil {
+		sessions.StopCleanup()
+		return nil, err
+	}
+	if a.cfg.Web.InsecureCookies {
+		a.log.Warn("session cookies are not Secure (--insecure-cookies): use only on localhost")
+	}
+	return []component{{name: "web", run: func(ctx context.Context) error {
+		defer sessions.StopCleanup()
+		return srv.Run(ctx)
+	}}}, nil
+}
+
+// issueTemporaryPassword mails u a temporary password and records it in the audit log.
+func (a *app) issueTemporaryPassword(ctx context.Context, st *postgres.Store, u casebook.User, reason string, ttl time.Duration) (string, error) {
+	code, _, err := web.IssueTemporaryPassword(ctx, st, u, web.TemporaryPassword{Reason: reason, TTL: ttl, MessageIDDomain: a.cfg.MailDomain})
+	if err != nil {
+		return "", err
+	}
+	if err := st.Audit(ctx, postgres.AuditEntry{UserID: &u.ID, OrgID: u.OrgID, Action: "reset_request", Object: "user:" + u.Email,
+		Outcome: "issued_by_cli_" + reason, IP: "cli"}); err != nil {
+		return "", err
+	}
+	return code, nil
+}
+
+func userResetPasswordCommand() command {
+	return command{
+		usage: "EMAIL",
+		help:  "email a user a temporary password (30 minutes); the current one keeps working until it is used",
+		run: func(ctx context.Context, a *app, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%w: name the user's email address", errUsage)
+			}
+			st, err := a.store(ctx)
+			if err != nil {
+				return err
+			}
+			u, err := st.UserByEmail(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			ttl := 30 * time.Minute
+			code, err := a.issueTemporaryPassword(ctx, st, u, web.ReasonReset, ttl)
+			if err != nil {
+				return err
+			}
+			out := struct {
+				Email             string    `json:"email"`
+				TemporaryPassword string    `json:"temporary_password"`
+				ExpiresAt         time.Time `json:"expires_at"`
+			}{u.Email, code, time.Now().Add(ttl).UTC().Truncate(time.Second)}
+			return a.print(out, fmt.Sprintf("a temporary password is queued for mail to %s: %s\nit works once, until %s",
+				u.Email, code, out.ExpiresAt.Local().Format(time.DateTime)))
+		},
+	}
+}
+
+func auditCommand() command {
+	var caseRef, email string
+	var limit int
+	var verify bool
+	return command{
+		usage: "[--case CASE-000123] [--user EMAIL] [--limit N] [--verify]",
+		help:  "print the audit log (logins, resets, password changes, case views, uploads, downloads)",
+		flags: func(fs *flag.FlagSet, _ *app) {
+			fs.StringVar(&caseRef, "case", "", "only rows about this case and its attachments")
+			fs.StringVar(&email, "user", "", "only rows of this user")
+			fs.IntVar(&limit, "limit", 1000, "at most this many rows, oldest first")
+			fs.BoolVar(&verify, "verify", false, "also check the hash chain: an edited or deleted row fails")
+		},
+		run: func(ctx context.Context, a *app, _ []string) error {
+			st, err := a.store(ctx)
+			if err != nil {
+				return err
+			}
+			f := postgres.AuditFilter{Limit: limit}
+			if caseRef != "" {
+				n, err := a.refs().Parse(caseRef)
+				if err != nil {
+					return err
+				}
+				f.Object = a.refs().Format(n)
+			}
+			if email != "" {
+				u, err := st.UserByEmail(ctx, email)
+				if err != nil {
+					return err
+				}
+				f.UserID = u.ID
+			}
+			rows, err := st.AuditLog(ctx, f)
+			if err != nil {
+				return err
+			}
+			for _, e := range rows {
+				user := "-"
+				if e.UserID != nil {
+					user = fmt.Sprint(*e.UserID)
+				}
+				human := fmt.Sprintf("%s  user %-5s %-16s %-32s %-26s %s", e.At.Local().Format(time.DateTime), user, e.Action, e.Object, e.Outcome, e.IP)
+				if err := a.print(e, human); err != nil {
+					return err
+				}
+			}
+			if verify {
+				if err := st.VerifyAuditChain(ctx); err != nil {
+					return err
+				}
+				if !a.cfg.JSON {
+					fmt.Fprintln(a.stdout, "audit chain intact")
+				}
+			}
+			return nil
+		},
+	}
+}
