@@ -48,6 +48,7 @@ func commands() map[string]command {
 		"bind":         bindCommand(),
 		"serve":        serveCommand(),
 		"config":       configCommand(),
+		"doctor":       doctorCommand(),
 
 		// The web page's commands.
 		"user reset-password": userResetPasswordCommand(),

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"sync"
+	"time"
+
+	"casebook/casebook/doctor"
+	"casebook/casebook/postgres"
+)
+
+// doctorTimeout bounds each check: a dependency that has not answered by then is as
+// good as down for an operator waiting at a terminal.
+const doctorTimeout = 15 * time.Second
+
+func doctorCommand() command {
+	return command{
+		help: "check every configured dependency (database, blobs, mailboxes, SMTP, Slack, Discord, clock) and say what to fix",
+		flags: func(fs *flag.FlagSet, a *app) {
+			// The doctor checks what `casebook serve` would use, so it takes its flags.
+			if f := serveCommand().flags; f != nil {
+				f(fs, a)
+			}
+		},
+		run: func(ctx context.Context, a *app, _ []string) error {
+			checks, cleanup := a.doctorChecks()
+			rs := doctor.Run(ctx, checks, doctorTimeout)
+			cleanup()
+			if a.cfg.JSON {
+				enc := json.NewEncoder(a.stdout)
+				for _, r := range rs {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
+				}
+			} else if err := doctor.Print(a.stdout, rs); err != nil {
+				return err
+			}
+			n := 0
+			for _, r := range rs {
+				if r.Status == doctor.Fail {
+					n++
+				}
+			}
+			if n > 0 {
+				return fmt.Errorf("%d of %d checks failed", n, len(rs))
+			}
+			return nil
+		},
+	}
+}
+
+// doctorChecks lists a check for each dependency the config names, and a func that
+// closes what they opened. The database checks share one pool, opened by whichever
+// runs first (two at once could both try to create a missing database).
+func (a *app) doctorChecks() ([]doctor.Check, func()) {
+	var once sync.Once
+	var st *postgres.Store
+	var openErr error
+	open := func(ctx context.Context) (doctor.Database, func(), error) {
+		once.Do(func() { st, openErr = postgres.Open(ctx, a.cfg.DatabaseURL) })
+		if openErr != nil {
+			return nil, nil, openErr
+		}
+		return st, func() {}, nil
+	}
+	cleanup := func() {
+		if st != nil {
+			st.Close()
+		}
+	}
+	return []doctor.Check{
+		doctor.Postgres(open, redactURL(a.cfg.DatabaseURL)),
+		doctor.Clock(open, time.Now, 2*time.Second, time.Minute),
+		// An attachment is written to a temporary file and then renamed: it needs its
+		// size twice over only while the temporary file exists, once after.
+		doctor.BlobDir(a.cfg.DataDir, uint64(2*a.cfg.MaxFileSize), 1<<30),
+	}, cleanup
+}
+
+var _ doctor.Database = (*postgres.Store)(nil)
