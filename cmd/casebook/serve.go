@@ -24,6 +24,7 @@ func serveCommand() command {
 		flags: func(fs *flag.FlagSet, a *app) {
 			a.cfg.adminFlags(fs)
 			a.cfg.webFlags(fs)
+			a.cfg.discordFlags(fs)
 		},
 		run: func(ctx context.Context, a *app, _ []string) error {
 			comps, err := a.components(ctx)
@@ -47,7 +48,7 @@ func serveCommand() command {
 func (a *app) components(ctx context.Context) ([]component, error) {
 	var comps []component
 	// webComponents comes last: the builders before it may mount endpoints on the page.
-	for _, build := range []func(context.Context) ([]component, error){a.webComponents} {
+	for _, build := range []func(context.Context) ([]component, error){a.discordComponents, a.webComponents} {
 		cs, err := build(ctx)
 		if err != nil {
 			return nil, err
