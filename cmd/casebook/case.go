@@ -52,7 +52,7 @@ func caseOpenCommand() command {
 			if err != nil {
 				return err
 			}
-			c, err := st.OpenCase(ctx, postgres.NewCase{OrgID: o.ID, RequesterID: req.ID, OwnerID: own.ID, Subject: subject})
+			c, err := st.OpenCase(ctx, postgres.NewCase{OrgID: o.ID, RequesterID: req.ID, OwnerID: own.ID, Subject: subject}, a.openedCaseMail)
 			if err != nil {
 				return err
 			}

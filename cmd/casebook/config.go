@@ -33,12 +33,14 @@ type Config struct {
 	BaseURL string
 	// Web holds the web page's settings (web.go).
 	Web WebConfig
+	// Outbox holds the outbound mail settings (outbox.go).
+	Outbox OutboxConfig
 	// Discord holds the Discord bot's settings (discord.go).
 	Discord DiscordConfig
 }
 
 // secretFlags may be given as CASEBOOK_<NAME>_FILE, naming a file that holds the value.
-var secretFlags = map[string]bool{"discord-token": true, "token-key": true}
+var secretFlags = map[string]bool{"discord-token": true, "smtp": true, "smtp-password": true, "token-key": true}
 
 // commonFlags registers the flags every command takes.
 func (c *Config) commonFlags(fs *flag.FlagSet) {

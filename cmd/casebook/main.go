@@ -49,6 +49,8 @@ func commands() map[string]command {
 		"serve":        serveCommand(),
 		"config":       configCommand(),
 		"doctor":       doctorCommand(),
+		"case reply":   caseReplyCommand(),
+		"outbox list":  outboxListCommand(),
 
 		// The web page's commands.
 		"user reset-password": userResetPasswordCommand(),

@@ -23,6 +23,7 @@ func serveCommand() command {
 		help: "run everything configured (mail poller, outbox, web page, bots) until SIGINT or SIGTERM",
 		flags: func(fs *flag.FlagSet, a *app) {
 			a.cfg.adminFlags(fs)
+			a.cfg.outboxFlags(fs)
 			a.cfg.webFlags(fs)
 			a.cfg.discordFlags(fs)
 		},
@@ -48,7 +49,7 @@ func serveCommand() command {
 func (a *app) components(ctx context.Context) ([]component, error) {
 	var comps []component
 	// webComponents comes last: the builders before it may mount endpoints on the page.
-	for _, build := range []func(context.Context) ([]component, error){a.discordComponents, a.webComponents} {
+	for _, build := range []func(context.Context) ([]component, error){a.discordComponents, a.webComponents, a.outboxComponents} {
 		cs, err := build(ctx)
 		if err != nil {
 			return nil, err
