@@ -33,6 +33,8 @@ type Config struct {
 	BaseURL string
 	// Web holds the web page's settings (web.go).
 	Web WebConfig
+	// Mail holds the email channel's limits on one message (ingest.go).
+	Mail MailConfig
 	// Outbox holds the outbound mail settings (outbox.go).
 	Outbox OutboxConfig
 	// Discord holds the Discord bot's settings (discord.go).

@@ -52,6 +52,13 @@ func commands() map[string]command {
 		"case reply":   caseReplyCommand(),
 		"outbox list":  outboxListCommand(),
 
+		// The email channel's commands.
+		"ingest":             ingestCommand(),
+		"quarantine list":    quarantineListCommand(),
+		"quarantine show":    quarantineShowCommand(),
+		"quarantine release": quarantineReleaseCommand(),
+		"quarantine drop":    quarantineDropCommand(),
+
 		// The web page's commands.
 		"user reset-password": userResetPasswordCommand(),
 		"audit":               auditCommand(),

@@ -26,6 +26,7 @@ func serveCommand() command {
 			a.cfg.outboxFlags(fs)
 			a.cfg.webFlags(fs)
 			a.cfg.discordFlags(fs)
+			a.cfg.mailFlags(fs)
 		},
 		run: func(ctx context.Context, a *app, _ []string) error {
 			comps, err := a.components(ctx)

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/gabriel-vasile/mimetype"
+
+	"casebook/casebook"
+	"casebook/casebook/postgres"
+	"casebook/ingest"
+	"casebook/ingest/mail"
+)
+
+// MailConfig is the email channel's part of Config: the limits on one message. The
+// attachment limit is --max-file-size.
+type MailConfig struct {
+	MaxMessageSize int64
+	MaxParts       int
+	MaxDepth       int
+	MaxHeaderBytes int64
+}
+
+func (c *Config) mailFlags(fs *flag.FlagSet) {
+	fs.Int64Var(&c.Mail.MaxMessageSize, "max-message-size", mail.DefaultMaxMessageSize, "largest mail in bytes; larger mail is quarantined")
+	fs.IntVar(&c.Mail.MaxParts, "max-mime-parts", mail.DefaultMaxParts, "most MIME parts in one mail")
+	fs.IntVar(&c.Mail.MaxDepth, "max-mime-depth", mail.DefaultMaxDepth, "deepest nesting of MIME multiparts")
+	fs.Int64Var(&c.Mail.MaxHeaderBytes, "max-header-size", mail.DefaultMaxHeaderBytes, "largest mail header block in bytes")
+}
+
+func (c *Config) mailLimits() (mail.Limits, error) {
+	if c.Mail.MaxMessageSize <= 0 || c.Mail.MaxParts <= 0 || c.Mail.MaxDepth <= 0 || c.Mail.MaxHeaderBytes <= 0 {
+		return mail.Limits{}, errors.New("--max-message-size, --max-mime-parts, --max-mime-depth and --max-header-size must be positive")
+	}
+	return mail.Limits{
+		MaxMessageSize:    c.Mail.MaxMessageSize,
+		MaxAttachmentSize: c.MaxFileSize,
+		MaxParts:          c.Mail.MaxParts,
+		MaxDepth:          c.Mail.MaxDepth,
+		MaxHeaderBytes:    c.Mail.MaxHeaderBytes,
+	}, nil
+}
+
+// processorOptions builds the email channel's settings: reply tokens are checked only
+// when both --reply-address and --token-key are set.
+func (a *app) processorOptions() (ingest.ProcessorOptions, error) {
+	lim, err := a.cfg.mailLimits()
+	if err != nil {
+		return ingest.ProcessorOptions{}, err
+	}
+	opts := ingest.ProcessorOptions{ReplyAddress: a.cfg.ReplyAddress, Limits: lim, Logger: a.log}
+	if a.cfg.TokenKey != "" {
+		if opts.Tokens, err = casebook.NewTokenSigner([]byte(a.cfg.TokenKey)); err != nil {
+			return ingest.ProcessorOptions{}, err
+		}
+	}
+	return opts, nil
+}
+
+var _ ingest.ProcessorStore = (*postgres.Store)(nil)
+
+// processor builds the email channel's processor, which the IMAP poller and
+// `casebook ingest` feed.
+func (a *app) processor(ctx context.Context) (*ingest.MailProcessor, error) {
+	opts, err := a.processorOptions()
+	if err != nil {
+		return nil, err
+	}
+	st, err := a.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := a.svc(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bl, err := a.blobStore()
+	if err != nil {
+		return nil, err
+	}
+	return ingest.NewProcessor(svc, st, bl, opts), nil
+}
+
+// dryRunProcessor runs the whole path, reads included, over a store and a blob store
+// that write nothing: what it reports is what a real run would do.
+func (a *app) dryRunProcessor(ctx context.Context) (*ingest.MailProcessor, error) {
+	opts, err := a.processorOptions()
+	if err != nil {
+		return nil, err
+	}
+	st, err := a.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dst, blobs := dryRunStore{st}, dryRunBlobs{}
+	svc := casebook.NewService(dst, blobs, casebook.Options{
+		Refs:            a.refs(),
+		MaxFileSize:     a.cfg.MaxFileSize,
+		MessageIDDomain: a.cfg.MailDomain,
+		Logger:          a.log,
+	})
+	return ingest.NewProcessor(svc, dst, blobs, opts), nil
+}
+
+// dryRunStore reads through to PostgreSQL and drops every write.
+type dryRunStore struct{ *postgres.Store }
+
+func (dryRunStore) CommitUpdate(context.Context, casebook.NewUpdate) (int64, error) { return 0, nil }
+
+func (dryRunStore) AddQuarantine(context.Context, string, string, casebook.Update) (int64, error) {
+	return 0, nil
+}
+
+func (dryRunStore) SaveCheckpoint(context.Context, casebook.Checkpoint) error { return nil }
+
+// dryRunBlobs measures what it is given and keeps none of it.
+type dryRunBlobs struct{}
+
+func (dryRunBlobs) Put(ctx context.Context, r io.Reader, limit int64) (casebook.StoredBlob, error) {
+	h := sha256.New()
+	head := make([]byte, 3072)
+	k, err := io.ReadFull(r, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return casebook.StoredBlob{}, err
+	}
+	h.Write(head[:k])
+	n, err := io.Copy(h, io.LimitReader(r, limit+1-int64(k)))
+	if err != nil {
+		return casebook.StoredBlob{}, err
+	}
+	if n += int64(k); n > limit {
+		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w (%d bytes)", casebook.ErrTooLarge, limit)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	return casebook.StoredBlob{Key: sum, SHA256: sum, Size: n, ContentType: mimetype.Detect(head[:k]).String()}, nil
+}
+
+func (dryRunBlobs) Remove(context.Context, string) error { return nil }
+
+// ingestLine is the JSON line `casebook ingest --json` prints for each file.
+type ingestLine struct {
+	File        string            `json:"file"`
+	MessageID   string            `json:"message_id"`
+	From        string            `json:"from"`
+	Subject     string            `json:"subject"`
+	Case        *string           `json:"case"`
+	MatchedBy   *string           `json:"matched_by"`
+	Outcome     string            `json:"outcome"`
+	Reason      string            `json:"reason"`
+	Attachments []mail.Attachment `json:"attachments"`
+}
+
+func outcome(r ingest.Report) string {
+	switch {
+	case r.Disposition == ingest.Processed && r.Duplicate:
+		return "duplicate"
+	case r.Disposition == ingest.Processed:
+		return "add"
+	case r.Disposition == ingest.Ignored:
+		return "ignore"
+	}
+	return "quarantine"
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func ingestCommand() command {
+	var dryRun bool
+	return command{
+		usage: "[--dry-run] [--json] FILE.eml…",
+		help:  "run mail files through the email channel: add each to its case, or quarantine or ignore it",
+		flags: func(fs *flag.FlagSet, a *app) {
+			fs.BoolVar(&dryRun, "dry-run", false, "write nothing (the database is only read); print what would happen")
+			a.cfg.mailFlags(fs)
+		},
+		run: func(ctx context.Context, a *app, args []string) error {
+			if len(args) == 0 {
+				return fmt.Errorf("%w: name at least one .eml file", errUsage)
+			}
+			var p *ingest.MailProcessor
+			var err error
+			if dryRun {
+				p, err = a.dryRunProcessor(ctx)
+			} else {
+				p, err = a.processor(ctx)
+			}
+			if err != nil {
+				return err
+			}
+			for _, path := range args {
+				rep, err := ingestFile(ctx, p, path)
+				if err != nil {
+					return err
+				}
+				line := ingestLine{
+					File: path, MessageID: rep.MessageID, From: rep.From, Subject: rep.Subject,
+					Case: nonEmpty(rep.Case), MatchedBy: nonEmpty(rep.MatchedBy), Outcome: outcome(rep), Reason: rep.Reason,
+					Attachments: rep.Attachments,
+				}
+				if line.Attachments == nil {
+					line.Attachments = []mail.Attachment{}
+				}
+				human := fmt.Sprintf("%s: %s", path, line.Outcome)
+				if rep.Case != "" {
+					human += " " + rep.Case
+				}
+				if rep.MatchedBy != "" {
+					human += " (" + rep.MatchedBy + ")"
+				}
+				if rep.Reason != "" {
+					human += ": " + rep.Reason
+				}
+				if n := len(rep.Attachments); n > 0 {
+					human += fmt.Sprintf(", %d attachment(s)", n)
+				}
+				if err := a.print(line, human); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func ingestFile(ctx context.Context, p *ingest.MailProcessor, path string) (ingest.Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ingest.Report{}, err
+	}
+	defer f.Close()
+	rep, err := p.Handle(ctx, ingest.Location{}, f)
+	if err != nil {
+		return rep, fmt.Errorf("%s: %w", path, err)
+	}
+	return rep, nil
+}
+
+// caseArg reads --case for commands that need one.
+func (a *app) caseArg(s string) (int64, error) {
+	if strings.TrimSpace(s) == "" {
+		return 0, fmt.Errorf("%w: --case is required, like %s", errUsage, a.refs().Format(123))
+	}
+	return a.refs().Parse(s)
+}
