@@ -60,7 +60,7 @@ const (
 	testBaseURL = "https://casebook.test"
 )
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	st := pgtest.Store(t)
@@ -100,7 +100,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 }
 
-func (f *fixture) worker(t *testing.T, store Store, mod func(*Options)) *Worker {
+func (f *fixture) worker(t testing.TB, store Store, mod func(*Options)) *Worker {
 	t.Helper()
 	d, err := ParseURL("smtp://" + f.srv.Addr + "?tls=none")
 	if err != nil {
