@@ -187,7 +187,8 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, v viewer
 	}
 	local, _, _ := strings.Cut(v.User.Email, "@")
 	if err := password.Check(next, v.User.Email, local, v.User.Name); err != nil {
-		refuse(strings.TrimPrefix(err.Error(), password.ErrWeak.Error()+": ") + ".")
+		why := strings.TrimPrefix(err.Error(), password.ErrWeak.Error()+": ")
+		refuse("Choose another password: " + why + ".")
 		return
 	}
 	if !v.MustChange && next == current {
