@@ -187,6 +187,10 @@ func (c *composer) compose(e casebook.OutboxEntry, date time.Time) (composed, er
 		if d.Password == "" || d.ExpiresAt.IsZero() {
 			return composed{}, fmt.Errorf("%w: temporary password mail without password or expiry", errCompose)
 		}
+		if !d.ExpiresAt.After(date) {
+			// A password that no longer works would only confuse; the user asks again.
+			return composed{}, fmt.Errorf("%w: the temporary password expired at %s, before it could be sent", errCompose, d.ExpiresAt.UTC().Format(time.RFC3339))
+		}
 		d.Link = c.baseURL + "/login"
 		d.Name = headerText(d.Name)
 		to.Name = d.Name

@@ -128,6 +128,8 @@ func TestComposeRefusesIncompleteRows(t *testing.T) {
 			Data: map[string]any{"password": "x"}}}},
 		{"malformed expiry", casebook.OutboxEntry{OutboxMail: casebook.OutboxMail{Kind: casebook.MailTemporaryPassword, Recipient: "a@example.com",
 			Data: map[string]any{"password": "x", "expires_at": "tomorrow"}}}},
+		{"password expired before sending", casebook.OutboxEntry{OutboxMail: casebook.OutboxMail{Kind: casebook.MailTemporaryPassword, Recipient: "a@example.com",
+			Data: map[string]any{"password": "x", "expires_at": "2020-01-01T00:00:00Z"}}}},
 		{"recipient with a name", casebook.OutboxEntry{OutboxMail: casebook.OutboxMail{Kind: casebook.MailTemporaryPassword, Recipient: "Eve <a@example.com>",
 			Data: map[string]any{"password": "x", "expires_at": "2026-11-26T13:00:00Z"}}}},
 	}

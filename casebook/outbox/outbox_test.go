@@ -54,6 +54,9 @@ type fixture struct {
 	requester casebook.User
 }
 
+// testExpiry is when the tests' temporary passwords expire: well after the tests' clock.
+var testExpiry = time.Now().Add(48 * time.Hour).UTC().Truncate(time.Minute)
+
 const (
 	testFrom    = "Acme Support <support@casebook.test>"
 	testReply   = "support@casebook.test"
@@ -156,7 +159,7 @@ func (f *fixture) tempPassword(t *testing.T, name string) casebook.OutboxMail {
 	m := casebook.OutboxMail{
 		Kind: casebook.MailTemporaryPassword, UserID: &f.requester.ID, Recipient: f.requester.Email,
 		MessageID: casebook.NewMessageID("casebook.test"),
-		Data: map[string]any{"password": "correct-horse-battery", "expires_at": "2026-11-26T13:00:00Z",
+		Data: map[string]any{"password": "correct-horse-battery", "expires_at": testExpiry.Format(time.RFC3339),
 			"name": name, "reason": "reset"},
 	}
 	if err := f.st.Enqueue(t.Context(), m); err != nil {
@@ -313,8 +316,8 @@ func TestSendsEachKind(t *testing.T) {
 		{
 			name: "temporary password", messageID: pw.MessageID, to: "alice@acme.example",
 			subject: "Your temporary casebook password",
-			text:    []string{"Hello Alice Example", "Temporary password: correct-horse-battery", "26 November 2026 at 13:00 UTC", "must choose a new password", testBaseURL + "/login"},
-			html:    []string{"correct-horse-battery", "26 November 2026 at 13:00 UTC"},
+			text:    []string{"Hello Alice Example", "Temporary password: correct-horse-battery", testExpiry.Format("2 January 2006 at 15:04 UTC"), "must choose a new password", testBaseURL + "/login"},
+			html:    []string{"correct-horse-battery", testExpiry.Format("2 January 2006 at 15:04 UTC")},
 			check: func(t *testing.T, p parsed) {
 				if got := p.h.Get("To"); !strings.Contains(got, "Alice Example") {
 					t.Errorf("To = %q, want the name", got)
@@ -613,7 +616,7 @@ func TestHeaderInjection(t *testing.T) {
 		t.Fatal(err)
 	}
 	badRcpt := casebook.OutboxMail{Kind: casebook.MailTemporaryPassword, Recipient: "alice@acme.example\r\nRCPT TO:<mallory@evil.example>",
-		MessageID: casebook.NewMessageID("casebook.test"), Data: map[string]any{"password": "p", "expires_at": "2026-11-26T13:00:00Z"}}
+		MessageID: casebook.NewMessageID("casebook.test"), Data: map[string]any{"password": "p", "expires_at": testExpiry.Format(time.RFC3339)}}
 	if err := f.st.Enqueue(ctx, badRcpt); err != nil {
 		t.Fatal(err)
 	}
