@@ -124,14 +124,16 @@ func New(store Store, dialer *Dialer, opt Options) (*Worker, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	if dialer.LocalName == "" {
-		dialer.LocalName = from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+	d := *dialer
+	if d.LocalName == "" {
+		// RFC 5321 4.1.1.1: EHLO names the client's domain; the sender's is the best we know.
+		d.LocalName = from.Address[strings.LastIndexByte(from.Address, '@')+1:]
 	}
 	comp, err := newComposer(opt.Templates, from, opt.ReplyAddress, opt.Signer, opt.BaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
-	return &Worker{store: store, dialer: dialer, comp: comp, opt: opt, log: opt.Logger}, nil
+	return &Worker{store: store, dialer: &d, comp: comp, opt: opt, log: opt.Logger}, nil
 }
 
 // Run sends due mail until ctx ends.
