@@ -1,0 +1,92 @@
+package dovecottest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+func TestServer(t *testing.T) {
+	s := Start(t)
+	s.AddUser("alice", "secret")
+	msg := []byte("From: a@example.com\r\nSubject: hi\r\n\r\nhello\r\n")
+	uid := s.Append("alice", "INBOX", msg)
+	if uid == 0 {
+		t.Fatal("append returned no UID (UIDPLUS)")
+	}
+	if n := s.Messages("alice", "INBOX"); n != 1 {
+		t.Fatalf("messages = %d, want 1", n)
+	}
+	c := s.Dial("alice")
+	if !c.Caps().Has(imap.CapIdle) || !c.Caps().Has(imap.CapMove) || !c.Caps().Has(imap.CapUIDPlus) {
+		t.Errorf("caps = %v, want IDLE, MOVE and UIDPLUS", c.Caps())
+	}
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Logout().Wait()
+
+	s.SetUIDValidity("alice", "INBOX", sel.UIDValidity+7)
+	s.Restart()
+	c = s.Dial("alice")
+	sel2, err := c.Select("INBOX", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel2.UIDValidity != sel.UIDValidity+7 {
+		t.Errorf("uidvalidity = %d, want %d", sel2.UIDValidity, sel.UIDValidity+7)
+	}
+	if sel2.NumMessages != 1 {
+		t.Errorf("after restart: %d messages, want 1", sel2.NumMessages)
+	}
+	s.Kick("alice")
+	select {
+	case <-c.Closed():
+	case <-time.After(10 * time.Second):
+		t.Error("kick did not close the connection")
+	}
+}
+
+func TestProxyCut(t *testing.T) {
+	s := Start(t)
+	s.AddUser("bob", "pw")
+	body := make([]byte, 200<<10)
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+		if i%76 == 75 {
+			body[i] = '\n'
+		}
+	}
+	s.Append("bob", "INBOX", fmt.Appendf(nil, "Subject: big\r\n\r\n%s\r\n", body))
+	p := NewProxy(t, s.Addr())
+	c := dialLogin(t, p.Addr(), "bob", "pw", nil)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	p.CutAfter(50 << 10)
+	_, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+	if err == nil {
+		t.Fatal("fetch through a cut connection succeeded")
+	}
+	if p.Cuts() != 1 {
+		t.Errorf("cuts = %d, want 1", p.Cuts())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c2, err := imapclient.DialInsecure(p.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := c2.Login("bob", "pw").Wait(); err != nil {
+		t.Fatalf("login after the cut: %v", err)
+	}
+	if err := s.WaitMessages(ctx, "bob", "INBOX", 1); err != nil {
+		t.Fatal(err)
+	}
+}
