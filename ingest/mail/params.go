@@ -206,10 +206,15 @@ func decodeText(s string) string {
 	if !strings.Contains(s, "=?") {
 		return s
 	}
-	if d, err := wordDecoder.DecodeHeader(s); err == nil {
-		return d
+	d, err := wordDecoder.DecodeHeader(s)
+	if err != nil {
+		return s
 	}
-	return s
+	if !utf8.ValidString(d) {
+		// An encoded-word that lies about its charset.
+		return decodeCharset("", []byte(d))
+	}
+	return d
 }
 
 // partFilename is the sender's name for a part: Content-Disposition's filename, else

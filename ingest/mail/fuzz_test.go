@@ -1,0 +1,97 @@
+package mail
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// FuzzParse feeds the parser arbitrary mail, seeded with the corpus. Whatever the
+// input, it must not panic, must stay within its limits, and the streaming pass must
+// yield exactly what the measuring pass listed.
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "corpus", "*.eml"))
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	lim := Limits{MaxMessageSize: 1 << 20, MaxAttachmentSize: 64 << 10, MaxParts: 50, MaxDepth: 5, MaxHeaderBytes: 16 << 10}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m, err := Parse(bytes.NewReader(raw), lim)
+		if m == nil {
+			t.Fatal("nil message")
+		}
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrLimit) {
+				t.Fatalf("error neither malformed nor a limit: %v", err)
+			}
+			return
+		}
+		if !utf8.ValidString(m.Text) || !utf8.ValidString(m.Subject) || !utf8.ValidString(m.Reply) {
+			t.Error("text is not UTF-8")
+		}
+		var i int
+		err = Attachments(bytes.NewReader(raw), lim, func(a Attachment, body io.Reader) error {
+			h := sha256.New()
+			n, err := io.Copy(h, body)
+			if err != nil {
+				return err
+			}
+			if i >= len(m.Attachments) || m.Attachments[i].Size != n || m.Attachments[i].SHA256 != hex.EncodeToString(h.Sum(nil)) ||
+				m.Attachments[i].Filename != a.Filename {
+				t.Errorf("streamed attachment %d differs", i)
+			}
+			checkFilename(t, a.Filename)
+			if n > lim.MaxAttachmentSize {
+				t.Errorf("attachment of %d bytes passed a limit of %d", n, lim.MaxAttachmentSize)
+			}
+			i++
+			return nil
+		})
+		if err != nil || i != len(m.Attachments) {
+			t.Errorf("second pass: %d of %d attachments, %v", i, len(m.Attachments), err)
+		}
+	})
+}
+
+// FuzzFilename feeds the filename decoder arbitrary header values: the cleaned name
+// must always be safe to show.
+func FuzzFilename(f *testing.F) {
+	f.Add(`attachment; filename*0*=UTF-8''%C3%9C; filename*1="ber.pdf"`, `application/pdf; name="x.pdf"`)
+	f.Add(`attachment; filename="=?UTF-8?B?0JLRi9C/0LjRgdC60LAucGRm?="`, "")
+	f.Fuzz(func(t *testing.T, disposition, contentType string) {
+		name := Filename(disposition, contentType)
+		if !utf8.ValidString(name) {
+			t.Errorf("decoded name %q is not UTF-8", name)
+		}
+		checkFilename(t, CleanFilename(name))
+	})
+}
+
+func checkFilename(t *testing.T, name string) {
+	t.Helper()
+	switch {
+	case name == "":
+		t.Error("empty filename")
+	case len(name) > 255:
+		t.Errorf("filename of %d bytes", len(name))
+	case !utf8.ValidString(name):
+		t.Errorf("filename %q is not UTF-8", name)
+	case strings.ContainsAny(name, "/\\\x00\r\n\u202e"):
+		t.Errorf("filename %q keeps a separator, control or bidi override", name)
+	case !norm.NFC.IsNormalString(name):
+		t.Errorf("filename %q is not NFC", name)
+	}
+}
