@@ -101,7 +101,7 @@ func slackCall(ctx context.Context, client *http.Client, url, token string, v an
 // Discord is the Discord bot casebook runs as.
 type Discord struct {
 	Token string
-	// APIURL is the REST API base; Discord's v10 when empty. Tests point it at a fake.
+	// APIURL is the REST API base; Discord's v9 (the version discordgo speaks) when empty. Tests point it at a fake.
 	APIURL string
 	Client *http.Client
 }
@@ -120,7 +120,7 @@ func DiscordCheck(d Discord) Check {
 	return Check{Name: "discord", Run: func(ctx context.Context) (string, error) {
 		base := strings.TrimSuffix(d.APIURL, "/")
 		if base == "" {
-			base = "https://discord.com/api/v10"
+			base = "https://discord.com/api/v9"
 		}
 		var me struct {
 			Username string `json:"username"`

@@ -111,7 +111,7 @@ func TestClock(t *testing.T) {
 		status doctor.Status
 		detail string
 	}{
-		{"in step", 0, doctor.OK, "within"},
+		{"in step", 0, doctor.OK, "the database's"},
 		{"database ahead", 10 * time.Second, doctor.Warn, "behind the database's"},
 		{"database far behind", -10 * time.Minute, doctor.Fail, "ahead of the database's"},
 	}
@@ -395,15 +395,15 @@ func fakeDiscord(t *testing.T, flags int) string {
 			h(w, r)
 		}
 	}
-	mux.HandleFunc("GET /api/v10/users/@me", auth(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/v9/users/@me", auth(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"id":"1","username":"casebook","bot":true}`)
 	}))
-	mux.HandleFunc("GET /api/v10/applications/@me", auth(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/v9/applications/@me", auth(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"id":"1","name":"Casebook","flags":`+strconv.Itoa(flags)+`}`)
 	}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return srv.URL + "/api/v10"
+	return srv.URL + "/api/v9"
 }
 
 func TestDiscord(t *testing.T) {
@@ -418,7 +418,7 @@ func TestDiscord(t *testing.T) {
 		{"working", doctor.Discord{Token: "good", APIURL: on}, doctor.OK, "Message Content intent enabled"},
 		{"bad token", doctor.Discord{Token: "bad", APIURL: on}, doctor.Fail, "refused the bot token (401)"},
 		{"intent off", doctor.Discord{Token: "good", APIURL: off}, doctor.Fail, "Message Content intent is off"},
-		{"unreachable", doctor.Discord{Token: "good", APIURL: "http://" + closedAddr(t) + "/api/v10"}, doctor.Fail, "cannot reach Discord"},
+		{"unreachable", doctor.Discord{Token: "good", APIURL: "http://" + closedAddr(t) + "/api/v9"}, doctor.Fail, "cannot reach Discord"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { expect(t, doctor.DiscordCheck(tt.d), tt.status, tt.detail) })

@@ -64,6 +64,9 @@ func Clock(open func(ctx context.Context) (Database, func(), error), now func() 
 		case abs >= warnAt:
 			return "", Warning("%s: run time synchronisation (chrony or systemd-timesyncd) on both hosts", desc)
 		}
+		if abs < time.Millisecond {
+			return "in step with the database's (less than 1ms apart)", nil
+		}
 		return fmt.Sprintf("within %s of the database's", abs.Round(time.Millisecond)), nil
 	}}
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"casebook/casebook/doctor"
+	"casebook/casebook/outbox"
 	"casebook/casebook/postgres"
 )
 
@@ -72,13 +74,42 @@ func (a *app) doctorChecks() ([]doctor.Check, func()) {
 			st.Close()
 		}
 	}
-	return []doctor.Check{
+	checks := []doctor.Check{
 		doctor.Postgres(open, redactURL(a.cfg.DatabaseURL)),
 		doctor.Clock(open, time.Now, 2*time.Second, time.Minute),
 		// An attachment is written to a temporary file and then renamed: it needs its
 		// size twice over only while the temporary file exists, once after.
 		doctor.BlobDir(a.cfg.DataDir, uint64(2*a.cfg.MaxFileSize), 1<<30),
-	}, cleanup
+	}
+	if a.cfg.Outbox.SMTP != "" {
+		checks = append(checks, a.smtpCheck())
+	}
+	if d := a.cfg.Discord; d.Token != "" {
+		api := ""
+		if d.APIURL != "" {
+			api = strings.TrimSuffix(d.APIURL, "/") + "/api/v9"
+		}
+		checks = append(checks, doctor.DiscordCheck(doctor.Discord{Token: d.Token, APIURL: api}))
+	}
+	return checks, cleanup
+}
+
+// smtpCheck checks the outbox's SMTP server as the worker would reach it.
+func (a *app) smtpCheck() doctor.Check {
+	d, err := outbox.ParseURL(a.cfg.Outbox.SMTP)
+	if err != nil {
+		return configProblem("smtp", fmt.Errorf("--smtp: %w", err))
+	}
+	if a.cfg.Outbox.SMTPPassword != "" {
+		d.Password = a.cfg.Outbox.SMTPPassword
+	}
+	return doctor.SMTP(doctor.SMTPServer{Addr: d.Addr, Security: doctor.Security(d.Security), Username: d.Username,
+		Password: d.Password, LocalName: d.LocalName, TLSConfig: d.TLSConfig})
+}
+
+// configProblem is a check that fails with a configuration error found while building it.
+func configProblem(name string, err error) doctor.Check {
+	return doctor.Check{Name: name, Run: func(context.Context) (string, error) { return "", err }}
 }
 
 var _ doctor.Database = (*postgres.Store)(nil)

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
 
 	"casebook/casebook/postgres/pgtest"
+	"casebook/demo"
 )
 
 func TestDoctorCommand(t *testing.T) {
@@ -17,19 +19,27 @@ func TestDoctorCommand(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	ln.Close()
+	sink, err := demo.StartSMTP(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
 	tests := []struct {
 		name string
 		db   string
+		smtp string
 		code int
 		want []string
 	}{
-		{"working", pgtest.URL(t), 0, []string{"ok    postgres", "ok    clock", "ok    blobs"}},
-		{"database down", "postgres://postgres:pw@" + closed + "/casebook?sslmode=disable", 1, []string{"FAIL  postgres  cannot reach PostgreSQL at " + closed, "ok    blobs"}},
+		{"working", pgtest.URL(t), "smtp://" + sink.Addr + "?tls=none", 0,
+			[]string{"ok    postgres", "ok    clock", "ok    blobs", "ok    smtp      connected to " + sink.Addr}},
+		{"database and SMTP down", "postgres://postgres:pw@" + closed + "/casebook?sslmode=disable", "smtp://casebook:pw@" + closed + "?tls=none", 1,
+			[]string{"FAIL  postgres  cannot reach PostgreSQL at " + closed, "ok    blobs", "FAIL  smtp      cannot connect to " + closed}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), []string{"doctor", "--database-url", tt.db, "--data-dir", t.TempDir(), "--admin", ""}, &stdout, &stderr)
+			code := run(context.Background(), []string{"doctor", "--database-url", tt.db, "--smtp", tt.smtp, "--data-dir", t.TempDir(), "--admin", ""}, &stdout, &stderr)
 			if code != tt.code {
 				t.Errorf("exit %d, want %d; stderr: %s", code, tt.code, stderr.String())
 			}
