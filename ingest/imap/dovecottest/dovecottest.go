@@ -95,7 +95,11 @@ func Start(t testing.TB) *Server {
 	s.writeUsers()
 	s.start()
 	t.Cleanup(s.stop)
-	t.Cleanup(func() { if t.Failed() { t.Log(s.Log()) } })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(s.Log())
+		}
+	})
 	return s
 }
 
