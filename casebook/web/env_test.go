@@ -288,7 +288,6 @@ func sha(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-
 func newTLSServer(t *testing.T, h http.Handler) *httptest.Server {
 	ts := httptest.NewTLSServer(h)
 	t.Cleanup(ts.Close)

@@ -180,9 +180,9 @@ func TestChangePassword(t *testing.T) {
 	bob := e.loggedIn(e.bob.Email, bobPW)
 	const next = "lanterns drift over the harbour"
 	tests := []struct {
-		name                   string
+		name                  string
 		current, new, confirm string
-		want                   string
+		want                  string
 	}{
 		{"wrong current", "not my password at all", next, next, "current password is not right"},
 		{"mismatch", alicePW, next, next + "x", "differ"},

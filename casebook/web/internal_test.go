@@ -1,0 +1,150 @@
+package web
+
+import (
+	"bytes"
+	"io/fs"
+	"log/slog"
+	"net/http/httptest"
+	"path"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"casebook/casebook"
+	"casebook/templates"
+)
+
+// TestPagesRender renders every page with its data type, and checks that every
+// template file is a page the server knows.
+func TestPagesRender(t *testing.T) {
+	p, err := parsePages(templates.Pages, casebook.DefaultRefFormat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := int64(1)
+	user := &casebook.User{ID: 1, OrgID: &org, Email: "alice@acme.test", Name: "Alice"}
+	now := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
+	c := casebook.Case{ID: 1, Number: 42, OrgName: "Acme Health", Owner: "sam@support.test", OwnerName: "Sam",
+		Subject: "Lab results", Status: casebook.StatusOpen, Attachments: 1, UpdatedAt: now}
+	att := casebook.Attachment{ID: 7, Filename: "results.pdf", Size: 2048, Author: "Alice <alice@acme.test>", CreatedAt: now}
+	data := map[string]struct {
+		data any
+		want []string
+	}{
+		"login":    {LoginPage{Layout: Layout{Title: "Log in"}, Email: "a@b.test", Failed: true}, []string{"<h1>Log in</h1>", `role="alert"`, `autocomplete="current-password"`, `<label for="email">`}},
+		"forgot":   {ForgotPage{Layout: Layout{Title: "Forgot your password?"}, Sent: true}, []string{"If an account with that address exists"}},
+		"password": {PasswordPage{Layout: Layout{Title: "Choose", User: user, Restricted: true}, Forced: true, Min: 15}, []string{"Set a new password", `minlength="15"`, "Log out"}},
+		"cases":    {CaseListPage{Layout: Layout{Title: "Cases", User: user}, Tab: "open", Cases: []casebook.Case{c}, Next: "1.2"}, []string{"CASE-000042", `aria-current="page"`, "Older cases", `<th scope="col">Files</th>`}},
+		"case": {CasePage{Layout: Layout{Title: "CASE-000042", User: user}, Case: c, CanUpload: true, MaxFiles: 10, MaxFileSize: 25 << 20,
+			Attachments: []casebook.Attachment{att},
+			Timeline:    []casebook.TimelineEntry{{ID: 1, Source: casebook.SourceDiscord, Author: "Alice", Body: "hi\nthere", CreatedAt: now, Attachments: []casebook.Attachment{att}}}},
+			[]string{"Add attachment", "25.0 MiB", "Discord", `href="/attachments/7"`, "2.0 KiB", "<p>there</p>"}},
+		"error": {ErrorPage{Layout: Layout{Title: "Not Found"}, Status: 404, Message: "There is no such page."}, []string{"There is no such page."}},
+	}
+	for _, name := range pageNames {
+		t.Run(name, func(t *testing.T) {
+			d, ok := data[name]
+			if !ok {
+				t.Fatalf("no test data for page %s", name)
+			}
+			var buf bytes.Buffer
+			if err := p.byName[name].ExecuteTemplate(&buf, "base", d.data); err != nil {
+				t.Fatal(err)
+			}
+			out := buf.String()
+			for _, w := range append(d.want, `<html lang="en">`, `name="viewport"`, `href="/static/casebook.css"`, `<main id="main"`) {
+				if !strings.Contains(out, w) {
+					t.Errorf("page %s lacks %q", name, w)
+				}
+			}
+			// The CSP forbids inline style and script: the pages must not need them.
+			for _, bad := range []string{"<script", "style=", "<style", "onclick="} {
+				if strings.Contains(out, bad) {
+					t.Errorf("page %s carries %q, which the CSP would block", name, bad)
+				}
+			}
+		})
+	}
+	files, _ := fs.Glob(templates.Pages, "pages/*.html")
+	for _, f := range files {
+		if n := strings.TrimSuffix(path.Base(f), ".html"); n != "base" && !slices.Contains(pageNames, n) {
+			t.Errorf("template %s is not a known page", f)
+		}
+	}
+}
+
+func TestThrottleDelay(t *testing.T) {
+	th := Throttle{Free: 5, Window: time.Hour, Max: 15 * time.Minute}
+	for failures, want := range map[int]time.Duration{
+		1: 0, 5: 0, 6: time.Second, 7: 2 * time.Second, 10: 16 * time.Second, 15: 512 * time.Second, 16: 15 * time.Minute, 1000: 15 * time.Minute,
+	} {
+		if got := th.delay(failures); got != want {
+			t.Errorf("delay(%d) = %v, want %v", failures, got, want)
+		}
+	}
+}
+
+func TestHTTPServerLimits(t *testing.T) {
+	s := &Server{log: slog.New(slog.DiscardHandler)}
+	srv := s.httpServer()
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadHeaderTimeout > 30*time.Second || srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 64<<10 || srv.IdleTimeout <= 0 {
+		t.Errorf("server limits: ReadHeaderTimeout %v, MaxHeaderBytes %d, IdleTimeout %v", srv.ReadHeaderTimeout, srv.MaxHeaderBytes, srv.IdleTimeout)
+	}
+}
+
+func TestSessionSettings(t *testing.T) {
+	sm := newSessionManager(Options{})
+	if sm.IdleTimeout != 15*time.Minute || sm.Lifetime != 8*time.Hour || sm.Cookie.Name != "__Host-casebook" || !sm.Cookie.Secure || !sm.Cookie.HttpOnly || sm.Cookie.Persist {
+		t.Errorf("session settings: %+v idle %v lifetime %v", sm.Cookie, sm.IdleTimeout, sm.Lifetime)
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7:5555":             "192.0.2.7",
+		"[2001:db8:1:2:3:4:5:6]:443": "2001:db8:1:2::/64",
+		"[::ffff:192.0.2.9]:80":      "192.0.2.9",
+		"not an address":             "not an address",
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = in
+		if got := clientIP(r); got != want {
+			t.Errorf("clientIP(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestHoldback(t *testing.T) {
+	var out bytes.Buffer
+	h := &holdback{w: &out, keep: 4}
+	h.Write([]byte("abc"))
+	h.Write([]byte("defgh"))
+	if out.String() != "abcd" || h.wrote != true {
+		t.Errorf("before flush: %q", out.String())
+	}
+	h.flush()
+	if out.String() != "abcdefgh" {
+		t.Errorf("after flush: %q", out.String())
+	}
+}
+
+func FuzzParseCursor(f *testing.F) {
+	f.Add("1732539600000000.42")
+	f.Add("-5.1")
+	f.Add(".")
+	f.Add("1.0")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, ok := parseCursor(s)
+		if !ok {
+			return
+		}
+		if c.ID <= 0 {
+			t.Fatalf("parseCursor(%q) accepted id %d", s, c.ID)
+		}
+		back, ok := parseCursor(formatCursor(c))
+		if !ok || !back.UpdatedAt.Equal(c.UpdatedAt) || back.ID != c.ID {
+			t.Fatalf("cursor %q does not round-trip: %+v -> %+v", s, c, back)
+		}
+	})
+}
