@@ -76,7 +76,7 @@ type Bot struct {
 	hold    *holdDir
 	log     *slog.Logger
 
-	queues []chan func(context.Context)
+	queues []chan job
 	stop   chan struct{}
 	// base is Run's context without its cancellation, for work that must finish.
 	base    context.Context
@@ -108,13 +108,16 @@ func New(cfg Config, store bots.Store, cases bots.Cases) (*Bot, error) {
 	// Handlers run in the gateway's reader, in order; they only queue work, so
 	// heartbeat acks are never held up behind a download.
 	s.SyncEvents = true
-	transport := http.DefaultTransport
+	// Each worker keeps a connection to the API and one to the CDN.
+	pool := http.DefaultTransport.(*http.Transport).Clone()
+	pool.MaxIdleConnsPerHost = 2 * cfg.Workers
+	var transport http.RoundTripper = pool
 	if cfg.APIURL != "" {
 		base, err := parseBase(cfg.APIURL)
 		if err != nil {
 			return nil, err
 		}
-		r := redirect{base: base, next: http.DefaultTransport}
+		r := redirect{base: base, next: pool}
 		transport = r
 		s.Dialer = r.dialer()
 	}
@@ -139,9 +142,9 @@ func New(cfg Config, store bots.Store, cases bots.Cases) (*Bot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discord: %w", err)
 	}
-	b.queues = make([]chan func(context.Context), cfg.Workers)
+	b.queues = make([]chan job, cfg.Workers)
 	for i := range b.queues {
-		b.queues[i] = make(chan func(context.Context), 64)
+		b.queues[i] = make(chan job, 64)
 	}
 	s.AddHandler(b.onMessageCreate)
 	s.AddHandler(b.onInteractionCreate)
@@ -195,20 +198,53 @@ func (b *Bot) Run(ctx context.Context) error {
 	return err
 }
 
-// worker runs queued work until stop, then what is queued already while work lasts.
-func (b *Bot) worker(ctx context.Context, q chan func(context.Context)) {
+// job handles one event and returns how to answer it.
+type job func(ctx context.Context) answer
+
+// worker runs queued jobs until stop, then those queued already while ctx lasts.
+// Replies and reactions go out in order on goroutines of their own: Discord allows
+// about four reactions a second in a channel (discordgo waits 250 ms between them),
+// and neither the next file nor the next reply need wait for that.
+func (b *Bot) worker(ctx context.Context, q chan job) {
+	replies, reactions := make(chan func(context.Context), 1024), make(chan func(context.Context), 1024)
+	var aw sync.WaitGroup
+	for _, ch := range []chan func(context.Context){replies, reactions} {
+		aw.Go(func() {
+			for f := range ch {
+				// After the drain timeout, what is left is dropped: discordgo would
+				// still wait out each reaction's rate limit before seeing ctx.
+				if ctx.Err() == nil {
+					f(ctx)
+				}
+			}
+		})
+	}
+	defer func() {
+		close(replies)
+		close(reactions)
+		aw.Wait()
+	}()
+	run := func(j job) {
+		a := j(ctx)
+		if a.reply != nil {
+			replies <- a.reply
+		}
+		if a.react != nil {
+			reactions <- a.react
+		}
+	}
 	for {
 		select {
-		case f := <-q:
-			f(ctx)
+		case j := <-q:
+			run(j)
 		case <-b.stop:
 			for {
 				select {
-				case f := <-q:
+				case j := <-q:
 					if ctx.Err() != nil {
 						return
 					}
-					f(ctx)
+					run(j)
 				default:
 					return
 				}
@@ -219,11 +255,11 @@ func (b *Bot) worker(ctx context.Context, q chan func(context.Context)) {
 
 // enqueue runs f on the worker of channel, after the channel's earlier messages, so
 // that an answer to "Which case is this for?" never overtakes the upload it answers.
-func (b *Bot) enqueue(channel string, f func(context.Context)) {
+func (b *Bot) enqueue(channel string, j job) {
 	h := fnv.New32a()
 	h.Write([]byte(channel))
 	select {
-	case b.queues[h.Sum32()%uint32(len(b.queues))] <- f:
+	case b.queues[h.Sum32()%uint32(len(b.queues))] <- j:
 	case <-b.stop:
 	}
 }
@@ -240,14 +276,15 @@ func (b *Bot) onMessageCreate(s *discordgo.Session, mc *discordgo.MessageCreate)
 	if len(m.Attachments) == 0 && len(b.refs.FindAll(m.Content)) == 0 {
 		return
 	}
-	b.enqueue(m.ChannelID, func(ctx context.Context) { b.handleMessage(ctx, m) })
+	b.enqueue(m.ChannelID, func(ctx context.Context) answer { return b.handleMessage(ctx, m) })
 }
 
-func (b *Bot) handleMessage(ctx context.Context, m *discordgo.Message) {
+// handleMessage hands m to the chat logic and returns how to answer it.
+func (b *Bot) handleMessage(ctx context.Context, m *discordgo.Message) answer {
 	channel, thread, err := b.place(ctx, m.ChannelID)
 	if err != nil {
 		b.log.ErrorContext(ctx, "cannot look up discord channel", "channel", m.ChannelID, slog.Any("error", err))
-		return
+		return answer{}
 	}
 	if thread == "" {
 		thread = replyRoot(m)
@@ -268,38 +305,55 @@ func (b *Bot) handleMessage(ctx context.Context, m *discordgo.Message) {
 	}
 	reply := b.chat.HandleMessage(ctx, msg)
 	if reply.Kind == bots.ReplyNone {
-		return
+		return answer{}
 	}
 	if reply.Kind == bots.ReplyAsk {
 		b.holdFiles(ctx, m.Attachments)
 	}
-	sent, err := b.session.ChannelMessageSendComplex(m.ChannelID, &discordgo.MessageSend{
-		Content:         clip(reply.Text),
-		Reference:       m.SoftReference(),
-		AllowedMentions: noMentions(),
-	}, discordgo.WithContext(ctx))
-	if err != nil {
-		b.log.ErrorContext(ctx, "cannot reply on discord", "channel", m.ChannelID, "message", m.ID, slog.Any("error", err))
-	}
-	emoji := ""
-	switch reply.Kind {
-	case bots.ReplyAttached:
-		emoji = "✅"
-		if sent != nil && thread == "" {
-			// Discord replies reference the message they answer: a reply to our
-			// confirmation names the confirmation, so it joins the case's chain too.
-			if err := b.chat.TieThread(ctx, casebook.SourceDiscord, m.GuildID, channel, sent.ID, reply.Case); err != nil {
-				b.log.WarnContext(ctx, "cannot tie discord reply to case", "message", sent.ID, slog.Any("error", err))
+	return b.respond(m, channel, reply)
+}
+
+// answer is how an event is answered: a reply and a reaction, each may be nil.
+type answer struct {
+	reply, react func(context.Context)
+}
+
+// respond is the answer to m: a reply that references m and pings nobody, and ✅ or ❌
+// on m. After an upload is attached, the confirmation and m join the case's reply
+// chain: a reply to either names one of them, not the root (see replyRoot).
+func (b *Bot) respond(m *discordgo.Message, channel string, reply bots.Reply) answer {
+	var a answer
+	a.reply = func(ctx context.Context) {
+		sent, err := b.session.ChannelMessageSendComplex(m.ChannelID, &discordgo.MessageSend{
+			Content:         clip(reply.Text),
+			Reference:       m.SoftReference(),
+			AllowedMentions: noMentions(),
+		}, discordgo.WithContext(ctx))
+		if err != nil {
+			b.log.ErrorContext(ctx, "cannot reply on discord", "channel", m.ChannelID, "message", m.ID, slog.Any("error", err))
+			return
+		}
+		if reply.Kind != bots.ReplyAttached {
+			return
+		}
+		for _, id := range []string{sent.ID, m.ID} {
+			if id == reply.Thread {
+				continue
+			}
+			if err := b.chat.TieThread(ctx, casebook.SourceDiscord, m.GuildID, channel, id, reply.Case); err != nil {
+				b.log.WarnContext(ctx, "cannot tie discord message to case", "message", id, slog.Any("error", err))
 			}
 		}
-	case bots.ReplyRefused:
-		emoji = "❌"
 	}
+	emoji := map[bots.ReplyKind]string{bots.ReplyAttached: "✅", bots.ReplyRefused: "❌"}[reply.Kind]
 	if emoji != "" {
-		if err := b.session.MessageReactionAdd(m.ChannelID, m.ID, emoji, discordgo.WithContext(ctx)); err != nil {
-			b.log.WarnContext(ctx, "cannot react on discord", "channel", m.ChannelID, "message", m.ID, slog.Any("error", err))
+		a.react = func(ctx context.Context) {
+			if err := b.session.MessageReactionAdd(m.ChannelID, m.ID, emoji, discordgo.WithContext(ctx)); err != nil {
+				b.log.WarnContext(ctx, "cannot react on discord", "channel", m.ChannelID, "message", m.ID, slog.Any("error", err))
+			}
 		}
 	}
+	return a
 }
 
 // file describes an attachment to the chat logic. Its URL is kept only in the Opener

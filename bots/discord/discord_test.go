@@ -34,7 +34,7 @@ const (
 // env is a bot running against a fake Discord, with two orgs: Acme (whose channel is
 // bound) and Globex, each with one case.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	fake  *discordtest.Server
 	st    *postgres.Store
 	blobs *blob.Dir
@@ -44,7 +44,22 @@ type env struct {
 	refs  casebook.RefFormat
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	// One worker: messages are handled in the order posted, so a test can tell that a
+	// message was ignored once a later one is answered.
+	return newEnvWith(t, envOptions{workers: 1, logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))})
+}
+
+// envOptions vary the env for the benchmark.
+type envOptions struct {
+	workers int
+	logger  *slog.Logger
+	// channels are bound to Acme besides channel.
+	channels []string
+}
+
+func newEnvWith(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ctx := t.Context()
 	st := pgtest.Store(t)
@@ -73,8 +88,10 @@ func newEnv(t *testing.T) *env {
 		}
 		if i == 0 {
 			e.acme = c
-			if err := st.Bind(ctx, casebook.Binding{Platform: casebook.SourceDiscord, Workspace: guild, Channel: channel, OrgID: org.ID}); err != nil {
-				t.Fatal(err)
+			for _, ch := range append([]string{channel}, o.channels...) {
+				if err := st.Bind(ctx, casebook.Binding{Platform: casebook.SourceDiscord, Workspace: guild, Channel: ch, OrgID: org.ID}); err != nil {
+					t.Fatal(err)
+				}
 			}
 		} else {
 			e.other = c
@@ -84,15 +101,16 @@ func newEnv(t *testing.T) *env {
 	e.fake = discordtest.New(t, discordtest.Options{})
 	e.fake.AddChannel(guild, channel)
 	e.fake.AddChannel(guild, unbound)
+	for _, ch := range o.channels {
+		e.fake.AddChannel(guild, ch)
+	}
 	e.bot, err = New(Config{
 		Token:   e.fake.Token(),
 		AppID:   e.fake.AppID(),
 		APIURL:  e.fake.URL,
 		HoldDir: t.TempDir(),
-		// One worker: messages are handled in the order posted, so a test can tell
-		// that a message was ignored once a later one is answered.
-		Workers: 1,
-		Logger:  slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Workers: o.workers,
+		Logger:  o.logger,
 	}, st, svc)
 	if err != nil {
 		t.Fatal(err)
