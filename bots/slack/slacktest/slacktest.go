@@ -40,7 +40,7 @@ const (
 )
 
 // BotScopes are the bot scopes casebook needs; the fake grants them unless a test
-// changes Server.Scopes.
+// calls SetScopes.
 var BotScopes = []string{"channels:history", "groups:history", "files:read", "chat:write", "reactions:write", "commands"}
 
 // File is a file the fake serves.
@@ -81,20 +81,20 @@ type envelope struct {
 	retries int
 }
 
-// Server is the fake. Its exported fields may be changed before the client starts.
-type Server struct {
-	// Scopes are the bot token's scopes, reported by auth.test in X-OAuth-Scopes.
-	Scopes []string
-	// AppScopes are the app-level token's scopes.
-	AppScopes []string
-	// PingInterval is how often the socket sends a WebSocket ping; slack-go drops a
-	// connection that goes 30 s without one.
-	PingInterval time.Duration
+// pingInterval is how often the socket sends a WebSocket ping; slack-go drops a
+// connection that goes 30 s without one.
+const pingInterval = 5 * time.Second
 
+// Server is the fake.
+type Server struct {
 	srv      *httptest.Server
 	upgrader websocket.Upgrader
 
-	mu          sync.Mutex
+	mu sync.Mutex
+	// scopes are the bot token's scopes, reported by auth.test in X-OAuth-Scopes.
+	scopes []string
+	// appScopes are the app-level token's scopes.
+	appScopes   []string
 	files       map[string]File
 	posts       []Post
 	reactions   []Reaction
@@ -112,14 +112,16 @@ type Server struct {
 // New starts a fake Slack; it stops when the test ends.
 func New() *Server {
 	s := &Server{
-		Scopes:       slices.Clone(BotScopes),
-		AppScopes:    []string{"connections:write"},
-		PingInterval: 5 * time.Second,
-		files:        map[string]File{},
-		acks:         map[string]json.RawMessage{},
-		rateLimit:    map[string]int{},
-		changed:      make(chan struct{}),
+		scopes:    slices.Clone(BotScopes),
+		appScopes: []string{"connections:write"},
+		files:     map[string]File{},
+		acks:      map[string]json.RawMessage{},
+		rateLimit: map[string]int{},
+		changed:   make(chan struct{}),
 	}
+	// slack-go dials with Origin: https://api.slack.com, which gorilla's default
+	// same-origin check refuses.
+	s.upgrader.CheckOrigin = func(r *http.Request) bool { return r.Header.Get("Origin") == "https://api.slack.com" }
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/apps.connections.open", s.connectionsOpen)
 	mux.HandleFunc("POST /api/auth.test", s.authTest)
@@ -138,6 +140,13 @@ func (s *Server) Close() {
 	s.DropSocket()
 	s.srv.CloseClientConnections()
 	s.srv.Close()
+}
+
+// SetScopes changes the scopes of the bot token and of the app-level token.
+func (s *Server) SetScopes(bot, app []string) {
+	s.mu.Lock()
+	s.scopes, s.appScopes = slices.Clone(bot), slices.Clone(app)
+	s.mu.Unlock()
 }
 
 // URL is the server's base URL.
@@ -361,7 +370,7 @@ func (s *Server) method(w http.ResponseWriter, r *http.Request, name, scope stri
 	if limited {
 		s.rateLimit[name]--
 	}
-	scopes := s.Scopes
+	scopes := s.scopes
 	s.mu.Unlock()
 	if limited {
 		w.Header().Set("Retry-After", "1")
@@ -388,7 +397,10 @@ func (s *Server) connectionsOpen(w http.ResponseWriter, r *http.Request) {
 		fail(w, "invalid_auth")
 		return
 	}
-	if !slices.Contains(s.AppScopes, "connections:write") {
+	s.mu.Lock()
+	ok := slices.Contains(s.appScopes, "connections:write")
+	s.mu.Unlock()
+	if !ok {
 		fail(w, "missing_scope", "needed", "connections:write")
 		return
 	}
@@ -400,7 +412,7 @@ func (s *Server) authTest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	w.Header().Set("X-OAuth-Scopes", strings.Join(s.Scopes, ","))
+	w.Header().Set("X-OAuth-Scopes", strings.Join(s.scopes, ","))
 	s.mu.Unlock()
 	writeJSON(w, map[string]any{"ok": true, "url": "https://casebook-test.slack.com/", "team": "Test", "user": "casebook",
 		"team_id": TeamID, "user_id": BotUserID, "bot_id": BotID})
@@ -451,7 +463,7 @@ func (s *Server) reactionsAdd(w http.ResponseWriter, r *http.Request) {
 func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	f, ok := s.files[r.PathValue("id")]
-	canRead := slices.Contains(s.Scopes, "files:read")
+	canRead := slices.Contains(s.scopes, "files:read")
 	s.mu.Unlock()
 	if !ok {
 		http.NotFound(w, r)
@@ -512,7 +524,7 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		t := time.NewTicker(s.PingInterval)
+		t := time.NewTicker(pingInterval)
 		defer t.Stop()
 		for {
 			select {
