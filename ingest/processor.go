@@ -117,54 +117,21 @@ func (p *MailProcessor) Handle(ctx context.Context, loc Location, raw io.ReadSee
 }
 
 func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSeeker) (Report, error) {
-	var rep Report
-	size, err := raw.Seek(0, io.SeekEnd)
-	if err != nil {
-		return rep, fmt.Errorf("process message: %w", err)
-	}
 	digest, err := p.digest(raw)
 	if err != nil {
-		return rep, err
+		return Report{}, err
 	}
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
-		return rep, fmt.Errorf("process message: %w", err)
+		return Report{}, fmt.Errorf("process message: %w", err)
 	}
 	msg, perr := mail.Parse(raw, p.opt.Limits)
 	if perr != nil && !isMessageProblem(perr) {
-		return rep, fmt.Errorf("process message: %w", perr)
+		return Report{}, fmt.Errorf("process message: %w", perr)
 	}
-	rep.MessageID, rep.From, rep.Subject = msg.MessageID, msg.From.Address, msg.Subject
-	rep.Attachments = msg.Attachments
-	rep.ExternalID = ExternalID(digest, msg.MessageID)
-
-	u := casebook.Update{
-		Source:     casebook.SourceEmail,
-		ExternalID: rep.ExternalID,
-		Author:     casebook.Author{Kind: casebook.IdentityEmail, Value: msg.From.Address, Name: msg.From.Name},
-		Body:       msg.Reply,
-		Meta: map[string]string{
-			"message_id": msg.MessageID,
-			"subject":    msg.Subject,
-			"digest":     digest,
-		},
+	rep, u, err := p.prepare(ctx, loc, raw, digest, msg)
+	if err != nil {
+		return rep, err
 	}
-	if loc.Mailbox != "" {
-		cp := CheckpointAt(loc)
-		u.Checkpoint = &cp
-		u.Meta["mailbox"] = loc.Mailbox
-	}
-	if size <= p.opt.Limits.MaxMessageSize {
-		// Kept whole so a person can always see what arrived, whatever becomes of it.
-		if _, err := raw.Seek(0, io.SeekStart); err != nil {
-			return rep, fmt.Errorf("process message: %w", err)
-		}
-		b, err := p.blobs.Put(ctx, raw, p.opt.Limits.MaxMessageSize)
-		if err != nil {
-			return rep, fmt.Errorf("process message: keep raw message: %w", err)
-		}
-		u.Meta["raw_blob"] = b.Key
-	}
-
 	if perr != nil {
 		return p.refuse(ctx, loc, &rep, u, Quarantined, perr.Error())
 	}
@@ -203,6 +170,90 @@ func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSee
 		}
 	}
 	return rep, nil
+}
+
+// prepare fills the report and the update every outcome shares, and keeps the raw
+// message in the blob store so a person can always see what arrived, whatever
+// becomes of it (unless it is over the size limit).
+func (p *MailProcessor) prepare(ctx context.Context, loc Location, raw io.ReadSeeker, digest string, msg *mail.Message) (Report, casebook.Update, error) {
+	rep := Report{
+		MessageID:   msg.MessageID,
+		From:        msg.From.Address,
+		Subject:     msg.Subject,
+		Attachments: msg.Attachments,
+		ExternalID:  ExternalID(digest, msg.MessageID),
+	}
+	u := casebook.Update{
+		Source:     casebook.SourceEmail,
+		ExternalID: rep.ExternalID,
+		Author:     casebook.Author{Kind: casebook.IdentityEmail, Value: msg.From.Address, Name: msg.From.Name},
+		Body:       msg.Reply,
+		Meta: map[string]string{
+			"message_id": msg.MessageID,
+			"subject":    msg.Subject,
+			"digest":     digest,
+		},
+	}
+	if loc.Mailbox != "" {
+		cp := CheckpointAt(loc)
+		u.Checkpoint = &cp
+		u.Meta["mailbox"] = loc.Mailbox
+	}
+	size, err := raw.Seek(0, io.SeekEnd)
+	if err != nil {
+		return rep, u, fmt.Errorf("process message: %w", err)
+	}
+	if size > p.opt.Limits.MaxMessageSize {
+		return rep, u, nil
+	}
+	if _, err := raw.Seek(0, io.SeekStart); err != nil {
+		return rep, u, fmt.Errorf("process message: %w", err)
+	}
+	b, err := p.blobs.Put(ctx, raw, p.opt.Limits.MaxMessageSize)
+	if err != nil {
+		return rep, u, fmt.Errorf("process message: keep raw message: %w", err)
+	}
+	u.Meta["raw_blob"] = b.Key
+	return rep, u, nil
+}
+
+// Quarantine files the message at loc in quarantine with reason, without trying to
+// add it, and commits loc's position with it. The poller calls it for a message
+// whose handling failed again and again (a poison message), so it reads no more than
+// it must: the header, and even that only if the parser does not fail on it.
+func (p *MailProcessor) Quarantine(ctx context.Context, loc Location, raw io.ReadSeeker, reason string) (res Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.ErrorContext(ctx, "panic while quarantining a message", "mailbox", loc.Mailbox, "uid", loc.UID,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			res, err = Result{}, fmt.Errorf("quarantine message: panic: %v", v)
+		}
+	}()
+	digest, err := p.digest(raw)
+	if err != nil {
+		return Result{}, err
+	}
+	rep, u, err := p.prepare(ctx, loc, raw, digest, p.header(raw))
+	if err != nil {
+		return Result{}, err
+	}
+	rep, err = p.refuse(ctx, loc, &rep, u, Quarantined, reason)
+	return rep.Result, err
+}
+
+// header reads what it can of a message's header and text, recovering from a panic
+// in the parser: a message that crashed it once will again.
+func (p *MailProcessor) header(raw io.ReadSeeker) (msg *mail.Message) {
+	defer func() {
+		if recover() != nil {
+			msg = &mail.Message{}
+		}
+	}()
+	if _, err := raw.Seek(0, io.SeekStart); err != nil {
+		return &mail.Message{}
+	}
+	msg, _ = mail.Parse(raw, p.opt.Limits)
+	return msg
 }
 
 func (p *MailProcessor) matcher() *Matcher {

@@ -455,3 +455,21 @@ func TestMemoryLargeAttachment(t *testing.T) {
 		t.Errorf("allocated %d MiB while ingesting a 25 MiB attachment, want <= 32 MiB", total>>20)
 	}
 }
+
+func TestQuarantinePoisonMessage(t *testing.T) {
+	f := newFixture(t, mail.Limits{})
+	ctx := t.Context()
+	m := msg{headers: []string{"From: alice@acme.example", "To: " + f.tokenAddress(t, f.c.Number, f.contact.ID), "Subject: crashes us", "Message-ID: <poison@acme.example>"}, body: "x"}
+	loc := ingest.Location{Mailbox: "INBOX", UIDValidity: 3, UID: 42}
+	res, err := f.p.Quarantine(ctx, loc, bytes.NewReader(m.bytes()), "failed 3 times: boom")
+	if err != nil || res.Disposition != ingest.Quarantined || res.Reason != "failed 3 times: boom" {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	items, err := f.st.Quarantine(ctx, postgres.QuarantineFilter{})
+	if err != nil || len(items) != 1 || items[0].Subject != "crashes us" || items[0].RawBlob == "" {
+		t.Fatalf("quarantine: %+v, %v", items, err)
+	}
+	if cp, _ := f.st.Checkpoint(ctx, ingest.CheckpointChannel, ingest.CheckpointKey(loc)); cp != "42" {
+		t.Errorf("checkpoint %q, want 42", cp)
+	}
+}
