@@ -39,10 +39,12 @@ type Config struct {
 	Outbox OutboxConfig
 	// Discord holds the Discord bot's settings (discord.go).
 	Discord DiscordConfig
+	// Slack holds the Slack bot's settings (slack.go).
+	Slack SlackConfig
 }
 
 // secretFlags may be given as CASEBOOK_<NAME>_FILE, naming a file that holds the value.
-var secretFlags = map[string]bool{"discord-token": true, "smtp": true, "smtp-password": true, "token-key": true}
+var secretFlags = map[string]bool{"slack-bot-token": true, "slack-app-token": true, "slack-signing-secret": true, "discord-token": true, "smtp": true, "smtp-password": true, "token-key": true}
 
 // commonFlags registers the flags every command takes.
 func (c *Config) commonFlags(fs *flag.FlagSet) {
