@@ -95,17 +95,31 @@ type lfWriter struct {
 }
 
 func (l *lfWriter) Write(p []byte) (int, error) {
+	n := len(p)
 	out := l.buf[:0]
-	for _, c := range p {
-		if l.cr && c != '\n' {
+	if l.cr && n > 0 {
+		if p[0] != '\n' {
 			out = append(out, '\r')
 		}
-		l.cr = c == '\r'
-		if !l.cr {
-			out = append(out, c)
+		l.cr = false
+	}
+	for {
+		i := bytes.IndexByte(p, '\r')
+		if i < 0 {
+			out = append(out, p...)
+			break
 		}
+		out = append(out, p[:i]...)
+		if i+1 == len(p) {
+			l.cr = true
+			break
+		}
+		if p[i+1] != '\n' {
+			out = append(out, '\r')
+		}
+		p = p[i+1:]
 	}
 	l.buf = out
 	_, err := l.w.Write(out)
-	return len(p), err
+	return n, err
 }

@@ -202,7 +202,7 @@ func (f *base64Filter) Read(p []byte) (int, error) {
 		n, err := f.r.Read(p)
 		k := 0
 		for _, c := range p[:n] {
-			if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' {
+			if base64Alphabet[c] {
 				p[k] = c
 				k++
 			}
@@ -212,6 +212,13 @@ func (f *base64Filter) Read(p []byte) (int, error) {
 		}
 	}
 }
+
+var base64Alphabet = func() (t [256]bool) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=" {
+		t[c] = true
+	}
+	return t
+}()
 
 // innerSubject reads the Subject of a forwarded message from its first bytes.
 func innerSubject(head []byte) string {
