@@ -65,8 +65,12 @@ func newEnv(t testing.TB, o options) *env {
 	if o.maxFileSize == 0 {
 		o.maxFileSize = 5 << 20
 	}
-	// Logs go to the test's output, shown when it fails or with -v.
+	// Logs go to the test's output, shown when it fails or with -v; a benchmark's
+	// would drown its figures.
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	if _, ok := t.(*testing.B); ok {
+		log = slog.New(slog.DiscardHandler)
+	}
 	svc := casebook.NewService(st, bl, casebook.Options{Refs: casebook.DefaultRefFormat, MaxFileSize: o.maxFileSize, Logger: log})
 	e := &env{st: st, fake: slacktest.New()}
 	t.Cleanup(e.fake.Close)
