@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"casebook/bots/slack"
 	"casebook/casebook/doctor"
 	"casebook/casebook/outbox"
 	"casebook/casebook/postgres"
@@ -83,6 +84,10 @@ func (a *app) doctorChecks() ([]doctor.Check, func()) {
 	}
 	if a.cfg.Outbox.SMTP != "" {
 		checks = append(checks, a.smtpCheck())
+	}
+	if s := a.cfg.Slack; s.BotToken != "" {
+		checks = append(checks, doctor.SlackCheck(doctor.Slack{BotToken: s.BotToken, AppToken: s.AppToken,
+			Scopes: slack.BotScopes, AppScope: slack.AppScope, APIURL: s.APIURL}))
 	}
 	if d := a.cfg.Discord; d.Token != "" {
 		api := ""

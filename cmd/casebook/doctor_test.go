@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"casebook/bots/slack"
+	"casebook/bots/slack/slacktest"
 	"casebook/casebook/postgres/pgtest"
 	"casebook/demo"
 )
@@ -50,6 +52,36 @@ func TestDoctorCommand(t *testing.T) {
 			}
 			if strings.Contains(stdout.String()+stderr.String(), ":pw@") {
 				t.Errorf("report shows the database password:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
+// TestDoctorSlack runs the Slack check from the serve config against the fake Slack
+// the bot's own tests use.
+func TestDoctorSlack(t *testing.T) {
+	fake := slacktest.New()
+	defer fake.Close()
+	tests := []struct {
+		name  string
+		scope []string
+		code  int
+		want  string
+	}{
+		{"working", slack.BotScopes, 0, "ok    slack     bot casebook in Test, scopes present, Socket Mode token valid"},
+		{"missing scope", []string{"chat:write"}, 1, "FAIL  slack     bot casebook in Test lacks scope(s) channels:history"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake.SetScopes(tt.scope, []string{slack.AppScope})
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"doctor", "--database-url", pgtest.URL(t), "--data-dir", t.TempDir(),
+				"--slack-bot-token", slacktest.BotToken, "--slack-app-token", slacktest.AppToken, "--slack-api-url", fake.APIURL()}, &stdout, &stderr)
+			if code != tt.code || !strings.Contains(stdout.String(), tt.want) {
+				t.Errorf("exit %d, want %d; report lacks %q:\n%s%s", code, tt.code, tt.want, stdout.String(), stderr.String())
+			}
+			if strings.Contains(stdout.String()+stderr.String(), slacktest.BotToken) {
+				t.Error("the report shows the bot token")
 			}
 		})
 	}
