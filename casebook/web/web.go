@@ -150,7 +150,11 @@ type Options struct {
 	// Extra mounts handlers outside the session and cross-origin checks, pattern ->
 	// handler, for endpoints that authenticate themselves (Slack's Events API signs
 	// its requests). Patterns follow http.ServeMux and must not overlap the page's.
-	Extra  map[string]http.Handler
+	Extra map[string]http.Handler
+	// Wrap, when set, wraps the page's router, inside the session and cross-origin
+	// checks, so that it sees each request's route pattern (r.Pattern) once routed:
+	// the metrics' request timing.
+	Wrap   func(http.Handler) http.Handler
 	Logger *slog.Logger
 }
 
@@ -279,8 +283,12 @@ func (s *Server) buildHandler() http.Handler {
 		s.renderError(w, r, http.StatusForbidden, "This request came from another site and was refused.")
 	}))
 
+	var page http.Handler = app
+	if s.opt.Wrap != nil {
+		page = s.opt.Wrap(app)
+	}
 	root := http.NewServeMux()
-	root.Handle("/", s.secureHeaders(csrf.Handler(s.sessions.LoadAndSave(app))))
+	root.Handle("/", s.secureHeaders(csrf.Handler(s.sessions.LoadAndSave(page))))
 	root.Handle("GET /static/", s.secureHeaders(staticHandler()))
 	for pattern, h := range s.opt.Extra {
 		root.Handle(pattern, h)

@@ -109,6 +109,7 @@ func (a *app) webComponents(ctx context.Context) ([]component, error) {
 		MessageIDDomain: a.cfg.MailDomain,
 		Sessions:        sessions,
 		Extra:           a.webExtra,
+		Wrap:            a.promMetrics().HTTP,
 		Logger:          a.log.With("component", "web"),
 	})
 	if err != nil {
