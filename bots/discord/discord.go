@@ -307,8 +307,13 @@ func (b *Bot) handleMessage(ctx context.Context, m *discordgo.Message) answer {
 	if reply.Kind == bots.ReplyNone {
 		return answer{}
 	}
-	if reply.Kind == bots.ReplyAsk {
+	switch reply.Kind {
+	case bots.ReplyAsk:
 		b.holdFiles(ctx, m.Attachments)
+	case bots.ReplyAttached:
+		// A reply to our confirmation resolves to m (see replyRoot), so m joins the
+		// case's chain before the next message of the channel is handled.
+		b.tie(ctx, m.GuildID, channel, m.ID, reply)
 	}
 	return b.respond(m, channel, reply)
 }
@@ -318,9 +323,19 @@ type answer struct {
 	reply, react func(context.Context)
 }
 
+// tie makes message id a key of the reply chain of the case reply went to. The chain's
+// root is tied by the chat logic already.
+func (b *Bot) tie(ctx context.Context, guild, channel, id string, reply bots.Reply) {
+	if id == reply.Thread {
+		return
+	}
+	if err := b.chat.TieThread(ctx, casebook.SourceDiscord, guild, channel, id, reply.Case); err != nil {
+		b.log.WarnContext(ctx, "cannot tie discord message to case", "message", id, slog.Any("error", err))
+	}
+}
+
 // respond is the answer to m: a reply that references m and pings nobody, and ✅ or ❌
-// on m. After an upload is attached, the confirmation and m join the case's reply
-// chain: a reply to either names one of them, not the root (see replyRoot).
+// on m.
 func (b *Bot) respond(m *discordgo.Message, channel string, reply bots.Reply) answer {
 	var a answer
 	a.reply = func(ctx context.Context) {
@@ -333,16 +348,10 @@ func (b *Bot) respond(m *discordgo.Message, channel string, reply bots.Reply) an
 			b.log.ErrorContext(ctx, "cannot reply on discord", "channel", m.ChannelID, "message", m.ID, slog.Any("error", err))
 			return
 		}
-		if reply.Kind != bots.ReplyAttached {
-			return
-		}
-		for _, id := range []string{sent.ID, m.ID} {
-			if id == reply.Thread {
-				continue
-			}
-			if err := b.chat.TieThread(ctx, casebook.SourceDiscord, m.GuildID, channel, id, reply.Case); err != nil {
-				b.log.WarnContext(ctx, "cannot tie discord message to case", "message", id, slog.Any("error", err))
-			}
+		if reply.Kind == bots.ReplyAttached {
+			// For a reply whose referenced message Discord leaves out (deleted, or
+			// not sent), the chain key is the confirmation itself.
+			b.tie(ctx, m.GuildID, channel, sent.ID, reply)
 		}
 	}
 	emoji := map[bots.ReplyKind]string{bots.ReplyAttached: "✅", bots.ReplyRefused: "❌"}[reply.Kind]

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -303,6 +304,19 @@ func TestThreadAndReplyChain(t *testing.T) {
 			t.Error("second.pdf is not on the case")
 		}
 	})
+	t.Run("down a long chain", func(t *testing.T) {
+		a, _ := e.file("chain-0.pdf", 100)
+		prev := e.replyTo(e.post("for "+ref, a)).ID
+		for i := 1; i <= 3; i++ {
+			f, _ := e.file("chain-"+string(rune('0'+i))+".pdf", 100)
+			id := e.fake.PostMessage(discordtest.Message{GuildID: guild, ChannelID: channel, AuthorID: userID, Attachments: []*discordgo.MessageAttachment{f}, ReplyTo: prev})
+			r := e.replyTo(id)
+			if !strings.HasPrefix(r.Content, "Attached `"+f.Filename+"`") {
+				t.Fatalf("reply %d = %q", i, r.Content)
+			}
+			prev = r.ID
+		}
+	})
 	t.Run("reply to the upload", func(t *testing.T) {
 		first, _ := e.file("root.pdf", 100)
 		id := e.post("for "+ref, first)
@@ -351,6 +365,30 @@ func TestNoCaseThenAnswer(t *testing.T) {
 	}
 	if n := e.fake.Downloads(att); n != 1 {
 		t.Errorf("CDN served the file %d times, want once", n)
+	}
+}
+
+// A held file whose bytes are gone (another instance took the question, or the disk
+// was cleaned) is refused with a reason when its case is named, not silently lost.
+func TestHeldFileLost(t *testing.T) {
+	e := newEnv(t)
+	att, _ := e.file("lost.pdf", 100)
+	q := e.replyTo(e.post("no case yet", att))
+	e.fake.Wait("the held file's download", func() bool { return e.fake.Downloads(att) == 1 })
+	p, err := e.bot.hold.path(att.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.fake.Wait("the held file on disk", func() bool { _, err := os.Stat(p); return err == nil })
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	answer := e.fake.PostMessage(discordtest.Message{GuildID: guild, ChannelID: channel, AuthorID: userID, Content: e.refs.Format(e.acme.Number), ReplyTo: q.ID})
+	if r := e.replyTo(answer); !strings.Contains(r.Content, "could not be kept while waiting for its case") {
+		t.Errorf("reply = %q", r.Content)
+	}
+	if got := e.waitReaction(answer); !slices.Equal(got, []string{"❌"}) {
+		t.Errorf("reactions = %v, want ❌", got)
 	}
 }
 
