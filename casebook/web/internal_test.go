@@ -95,8 +95,33 @@ func TestHTTPServerLimits(t *testing.T) {
 
 func TestSessionSettings(t *testing.T) {
 	sm := newSessionManager(Options{})
-	if sm.IdleTimeout != 15*time.Minute || sm.Lifetime != 8*time.Hour || sm.Cookie.Name != "__Host-casebook" || !sm.Cookie.Secure || !sm.Cookie.HttpOnly || sm.Cookie.Persist {
+	if sm.Lifetime != 15*time.Minute || sm.Cookie.Name != "__Host-casebook" || !sm.Cookie.Secure || !sm.Cookie.HttpOnly || sm.Cookie.Persist {
 		t.Errorf("session settings: %+v idle %v lifetime %v", sm.Cookie, sm.IdleTimeout, sm.Lifetime)
+	}
+}
+
+func TestSessionCheck(t *testing.T) {
+	login := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name        string
+		now, seen   time.Time
+		ended, tick bool
+	}{
+		{"just logged in", login, login, false, false},
+		{"active a minute later", login.Add(time.Minute), login, false, true},
+		{"14 minutes idle", login.Add(14 * time.Minute), login, false, true},
+		{"15 minutes idle", login.Add(15 * time.Minute), login, true, false},
+		{"active all day, 7h59m", login.Add(8*time.Hour - time.Minute), login.Add(8*time.Hour - 2*time.Minute), false, true},
+		{"active all day, 8h", login.Add(8 * time.Hour), login.Add(8*time.Hour - time.Second), true, false},
+		{"seen in the future", login, login.Add(time.Hour), true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ended, touch := sessionCheck(tt.now, login, tt.seen)
+			if ended != tt.ended || touch != tt.tick {
+				t.Errorf("sessionCheck = %v, %v; want %v, %v", ended, touch, tt.ended, tt.tick)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"casebook/casebook"
 )
@@ -136,8 +137,11 @@ func (s *Server) startSession(r *http.Request, userID int64, mustChange bool) er
 	if err := s.sessions.RenewToken(ctx); err != nil {
 		return err
 	}
+	now := time.Now()
 	s.sessions.Put(ctx, keyUserID, userID)
 	s.sessions.Put(ctx, keyMustChange, mustChange)
+	s.sessions.Put(ctx, keyLoginAt, now.Unix())
+	s.touchSession(ctx, now, now)
 	token, _, err := s.sessions.Commit(ctx)
 	if err != nil {
 		return err

@@ -21,14 +21,46 @@ const (
 	keyUserID     = "uid"
 	keyMustChange = "must_change"
 	keyFlash      = "flash"
+	keyLoginAt    = "login_at"
+	keySeen       = "seen"
 )
 
 // Session lifetimes: 15 minutes idle and 8 hours in all, the usual bounds for an
 // application that shows health records (OWASP ASVS V3.3).
+//
+// Both are enforced here rather than by scs's IdleTimeout, which rewrites the session
+// row on every request: a write transaction, with its fsync, per page view. Instead
+// the row's expiry is moved forward at most once every sessionTouch, so a session
+// ends between 14 and 15 minutes after its last request, both in the database (the
+// row expires) and here (the "seen" time is checked).
 const (
 	sessionIdle     = 15 * time.Minute
 	sessionLifetime = 8 * time.Hour
+	sessionTouch    = time.Minute
 )
+
+// sessionCheck says whether a session that logged in at login and was last touched at
+// seen has ended at now, and whether it should be touched now.
+func sessionCheck(now, login, seen time.Time) (ended, touch bool) {
+	if now.Sub(seen) >= sessionIdle || now.Sub(login) >= sessionLifetime || seen.After(now.Add(time.Minute)) {
+		return true, false
+	}
+	return false, now.Sub(seen) >= sessionTouch
+}
+
+// touchSession records activity and moves the session's expiry to the idle limit,
+// never past the absolute one.
+func (s *Server) touchSession(ctx context.Context, login, now time.Time) {
+	s.sessions.Put(ctx, keySeen, now.Unix())
+	s.sessions.SetDeadline(ctx, minTime(now.Add(sessionIdle), login.Add(sessionLifetime)))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
 
 // pageCSP allows nothing but the page's own stylesheet and images and forms posting
 // back to itself: no script at all, no framing (clickjacking), no <base> rewriting.
@@ -37,8 +69,9 @@ const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-acti
 func newSessionManager(opt Options) *scs.SessionManager {
 	sm := scs.New()
 	sm.Store = opt.Sessions
-	sm.IdleTimeout = sessionIdle
-	sm.Lifetime = sessionLifetime
+	// A new session (and a renewed token) lives for the idle limit; touchSession
+	// extends it while the user is active, up to sessionLifetime after login.
+	sm.Lifetime = sessionIdle
 	// The __Host- prefix makes the browser refuse the cookie unless it is Secure, has
 	// Path=/ and no Domain: no subdomain or plain-http page can set or shadow it
 	// (RFC 6265bis §4.1.3.2).
@@ -120,6 +153,21 @@ func (s *Server) authed(h authedHandler) http.HandlerFunc {
 		if id == 0 {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
+		}
+		now := time.Now()
+		login := time.Unix(s.sessions.GetInt64(ctx, keyLoginAt), 0)
+		ended, touch := sessionCheck(now, login, time.Unix(s.sessions.GetInt64(ctx, keySeen), 0))
+		if ended {
+			if err := s.sessions.Destroy(ctx); err != nil {
+				s.serverError(w, r, "session", err)
+				return
+			}
+			s.sessions.Put(ctx, keyFlash, "Your session ended. Please log in again.")
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		if touch {
+			s.touchSession(ctx, login, now)
 		}
 		u, err := s.store.UserByID(ctx, id)
 		if errors.Is(err, casebook.ErrUserNotFound) {

@@ -206,6 +206,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, v viewer
 		s.serverError(w, r, "session", err)
 		return
 	}
+	s.touchSession(ctx, time.Unix(s.sessions.GetInt64(ctx, keyLoginAt), 0), time.Now())
 	token, _, err := s.sessions.Commit(ctx)
 	if err != nil {
 		s.serverError(w, r, "session", err)
