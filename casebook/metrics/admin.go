@@ -33,8 +33,11 @@ type Admin struct {
 	checks map[string]Check
 }
 
-// NewAdmin returns an admin listener for addr serving m.
+// NewAdmin returns an admin listener for addr serving m; a nil log discards.
 func NewAdmin(addr string, m *Metrics, log *slog.Logger) *Admin {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Admin{addr: addr, metrics: m, log: log, checks: map[string]Check{}}
 }
 
