@@ -167,3 +167,30 @@ func TestConfigCommandMasksSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEConfigExample checks the complete config file the README shows parses and
+// names only settings casebook knows.
+func TestREADMEConfigExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "A complete `/etc/casebook/casebook.env`:\n\n```sh\n")
+	if !ok {
+		t.Fatal("README has no config file example")
+	}
+	example, _, _ := strings.Cut(rest, "```")
+	m, err := parseConfigFile(strings.NewReader(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := knownSettings()
+	for k := range m {
+		if !known[k] {
+			t.Errorf("README example sets %s, which no command knows", k)
+		}
+	}
+	if len(m) < 10 {
+		t.Errorf("README example sets only %d settings", len(m))
+	}
+}
