@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"casebook/casebook"
@@ -198,6 +199,8 @@ func (p *MailProcessor) prepare(ctx context.Context, loc Location, raw io.ReadSe
 		cp := CheckpointAt(loc)
 		u.Checkpoint = &cp
 		u.Meta["mailbox"] = loc.Mailbox
+		u.Meta["uid"] = strconv.FormatUint(uint64(loc.UID), 10)
+		u.Meta["uidvalidity"] = strconv.FormatUint(uint64(loc.UIDValidity), 10)
 	}
 	size, err := raw.Seek(0, io.SeekEnd)
 	if err != nil {
