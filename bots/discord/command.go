@@ -18,6 +18,8 @@ import (
 var commands = []*discordgo.ApplicationCommand{{
 	Name:        "case",
 	Description: "Support cases",
+	// Only in servers: a direct message is no channel an org can bind.
+	Contexts: &[]discordgo.InteractionContextType{discordgo.InteractionContextGuild},
 	Options: []*discordgo.ApplicationCommandOption{
 		{
 			Type:        discordgo.ApplicationCommandOptionSubCommand,

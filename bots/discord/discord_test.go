@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bwmarrin/discordgo"
 	"github.com/google/go-cmp/cmp"
@@ -58,6 +59,8 @@ type envOptions struct {
 	logger  *slog.Logger
 	// channels are bound to Acme besides channel.
 	channels []string
+	// heartbeat is the interval the gateway asks for; Discord's when zero.
+	heartbeat time.Duration
 }
 
 func newEnvWith(t testing.TB, o envOptions) *env {
@@ -99,7 +102,7 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 		}
 	}
 
-	e.fake = discordtest.New(t, discordtest.Options{})
+	e.fake = discordtest.New(t, discordtest.Options{HeartbeatInterval: o.heartbeat})
 	e.fake.AddChannel(guild, channel)
 	e.fake.AddChannel(guild, unbound)
 	for _, ch := range o.channels {
@@ -227,7 +230,14 @@ func (e *env) sync() {
 }
 
 func TestIdentify(t *testing.T) {
-	e := newEnv(t)
+	// A short heartbeat interval: discordgo drops a connection whose heartbeats go
+	// unacknowledged for five intervals, so a session that stays up through eight
+	// heartbeats proves the acks work.
+	e := newEnvWith(t, envOptions{workers: 1, logger: slog.New(slog.DiscardHandler), heartbeat: 250 * time.Millisecond})
+	e.fake.Wait("eight heartbeats", func() bool { return e.fake.Heartbeats() >= 8 })
+	if n := e.fake.Resumes(); n != 0 {
+		t.Errorf("%d resumes, want none", n)
+	}
 	want := []discordtest.Identify{{Token: "Bot " + e.fake.Token(), Intents: discordgo.IntentsGuilds | discordgo.IntentsGuildMessages | discordgo.IntentMessageContent}}
 	if diff := cmp.Diff(want, e.fake.Identifies()); diff != "" {
 		t.Errorf("identify (-want +got):\n%s", diff)
@@ -609,22 +619,42 @@ func TestGatewayResume(t *testing.T) {
 	}
 }
 
-func TestDisallowedIntents(t *testing.T) {
-	fake := discordtest.New(t, discordtest.Options{})
-	fake.DenyMessageContent()
-	st := pgtest.Store(t)
-	blobs, err := blob.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+// Start-up refusals stop Run with an error that says what to fix, rather than a
+// reconnect loop.
+func TestStartRefused(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(*discordtest.Server)
+		token string
+		want  error
+		says  string
+	}{
+		{"message content not enabled", (*discordtest.Server).DenyMessageContent, "", ErrDisallowedIntents, "enable the Message Content intent"},
+		{"wrong token", func(*discordtest.Server) {}, "not-the-token", ErrAuthenticationFailed, "CASEBOOK_DISCORD_TOKEN"},
 	}
-	svc := casebook.NewService(st, blobs, casebook.Options{})
-	b, err := New(Config{Token: fake.Token(), APIURL: fake.URL, HoldDir: t.TempDir()}, st, svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = b.Run(t.Context())
-	if !errors.Is(err, ErrDisallowedIntents) || !strings.Contains(err.Error(), "enable the Message Content intent") {
-		t.Errorf("Run = %v, want ErrDisallowedIntents telling to enable Message Content", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := discordtest.New(t, discordtest.Options{})
+			tt.setup(fake)
+			token := fake.Token()
+			if tt.token != "" {
+				token = tt.token
+			}
+			st := pgtest.Store(t)
+			blobs, err := blob.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc := casebook.NewService(st, blobs, casebook.Options{})
+			b, err := New(Config{Token: token, APIURL: fake.URL, HoldDir: t.TempDir()}, st, svc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = b.Run(t.Context())
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("Run = %v, want %v saying %q", err, tt.want, tt.says)
+			}
+		})
 	}
 }
 

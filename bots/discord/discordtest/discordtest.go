@@ -119,6 +119,7 @@ type Server struct {
 	commands     []*discordgo.ApplicationCommand
 	identifies   []Identify
 	resumes      int
+	heartbeats   int
 	denyContent  bool
 	gw           gateway
 }
@@ -148,7 +149,8 @@ func New(t testing.TB, opt Options) *Server {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.serveGateway)
-	mux.HandleFunc("GET /api/v9/gateway", s.api(s.getGateway))
+	// Like Discord's, GET /gateway needs no token (GET /gateway/bot does).
+	mux.HandleFunc("GET /api/v9/gateway", s.getGateway)
 	mux.HandleFunc("GET /api/v9/channels/{channel}", s.api(s.getChannel))
 	mux.HandleFunc("POST /api/v9/channels/{channel}/messages", s.api(s.postMessage))
 	mux.HandleFunc("PUT /api/v9/channels/{channel}/messages/{message}/reactions/{emoji}/@me", s.api(s.putReaction))
@@ -283,6 +285,13 @@ func (s *Server) Identifies() []Identify {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Identify(nil), s.identifies...)
+}
+
+// Heartbeats says how many heartbeats the gateway acknowledged.
+func (s *Server) Heartbeats() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.heartbeats
 }
 
 // Resumes says how many sessions were resumed.

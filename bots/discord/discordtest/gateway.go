@@ -108,6 +108,10 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		}
 		switch in.Op {
 		case opHeartbeat:
+			s.mu.Lock()
+			s.heartbeats++
+			s.changedLocked()
+			s.mu.Unlock()
 			if c.write(frame{Op: opHeartbeatACK, D: json.RawMessage("null")}) != nil {
 				return
 			}
