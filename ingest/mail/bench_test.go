@@ -56,3 +56,13 @@ func BenchmarkAttachments(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHTMLToTextUnclosed guards against quadratic time on hostile HTML: a page of
+// anchors and scripts that are never closed.
+func BenchmarkHTMLToTextUnclosed(b *testing.B) {
+	page := strings.Repeat(`<a href="https://x.example/">x <b>y</b> `, 20000)
+	b.SetBytes(int64(len(page)))
+	for b.Loop() {
+		HTMLToText(page)
+	}
+}

@@ -13,6 +13,7 @@ import (
 func HTMLToText(s string) string {
 	var out strings.Builder
 	quote := 0
+	unclosedA := false
 	atLineStart := true
 	pendingSpace := false
 	newline := func() {
@@ -106,8 +107,13 @@ func HTMLToText(s string) string {
 				quote++
 			}
 		case "a":
-			if href := attr(tag, "href"); !closing && strings.HasPrefix(href, "http") {
-				s = linkText(s, href, text)
+			// Once no "</a" is left, later anchors need not look for one (a page of
+			// unclosed anchors would otherwise cost quadratic time).
+			if href := attr(tag, "href"); !closing && !unclosedA && strings.HasPrefix(href, "http") {
+				var ok bool
+				if s, ok = linkText(s, href, text); !ok {
+					unclosedA = true
+				}
 			}
 		}
 	}
@@ -116,17 +122,18 @@ func HTMLToText(s string) string {
 
 // linkText writes an anchor's text followed by its address when they differ, so a
 // download link in an HTML-only mail survives, and returns the input after the anchor.
-func linkText(s, href string, text func(string)) string {
+// It reports false when the anchor is never closed.
+func linkText(s, href string, text func(string)) (string, bool) {
 	end := indexFold(s, "</a")
 	if end < 0 {
-		return s
+		return s, false
 	}
 	inner := HTMLToText(s[:end])
 	text(inner)
 	if inner != href {
 		text(" (" + href + ")")
 	}
-	return s[end:]
+	return s[end:], true
 }
 
 func attr(tag, name string) string {
@@ -151,9 +158,33 @@ func isHTMLSpace(r rune) bool {
 	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\f' || r == '\u00a0'
 }
 
+// indexFold is strings.Index ignoring ASCII letter case. It stops at the first match,
+// so looking for each closing tag costs the distance to it, not the rest of the page.
 func indexFold(s, sub string) int {
-	ls := strings.ToLower(s)
-	return strings.Index(ls, strings.ToLower(sub))
+	if sub == "" {
+		return 0
+	}
+	lo, up := lower(sub[0]), upper(sub[0])
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if c := s[i]; (c == lo || c == up) && strings.EqualFold(s[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func upper(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
 }
 
 // tidy trims each line and squeezes runs of blank lines to one.
