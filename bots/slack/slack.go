@@ -325,10 +325,13 @@ func (s *Slack) handle(ctx context.Context, j job) {
 }
 
 // wanted keeps new messages by people: a file_share upload, or plain text that may
-// answer the bot's question. Edits (message_changed), deletions, bot messages (our
-// own replies among them) and other subtypes are ignored.
+// answer the bot's question (thread_broadcast is a thread reply also shown in the
+// channel). Edits (message_changed), deletions, bot messages (our own replies among
+// them) and other subtypes are ignored.
 func (s *Slack) wanted(ev *slackevents.MessageEvent) bool {
-	if ev.SubType != "" && ev.SubType != "file_share" {
+	switch ev.SubType {
+	case "", "file_share", "thread_broadcast":
+	default:
 		return false
 	}
 	if ev.BotID != "" || ev.User == "" {

@@ -372,6 +372,32 @@ func TestSocketDroppedMidSession(t *testing.T) {
 	}
 }
 
+// TestAckLostWithSocket loses the ack of an event already handled, then drops the
+// socket: Slack delivers the event again on the new connection, and it is neither
+// stored nor answered twice.
+func TestAckLostWithSocket(t *testing.T) {
+	e := newEnv(t, options{workers: 1})
+	e.fake.LoseAcks(1)
+	f := e.fake.AddFile(pdf("F1", "once.pdf", 100))
+	id := e.fake.SendEvent("Ev1", slacktest.MessageEvent{Type: "message", SubType: "file_share", Channel: channel, User: customer, Text: "CASE-1", TS: "750.1", Files: []goslack.File{f}})
+	e.waitPosts(t, 1)
+	e.fake.DropSocket()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	// The redelivery is acknowledged on the second connection.
+	if err := e.fake.Wait(ctx, func(s *slacktest.Server) bool { _, ok := s.Acked(id); return ok && s.Connections() >= 2 }); err != nil {
+		t.Fatal(err)
+	}
+	e.upload("Ev2", "750.2", "", "CASE-1", pdf("F2", "marker.pdf", 100))
+	posts := e.waitPosts(t, 2)
+	if len(posts) != 2 || posts[1].ThreadTS != "750.2" {
+		t.Errorf("posts = %+v", posts)
+	}
+	if diff := cmp.Diff([]string{"once.pdf", "marker.pdf"}, names(e.attachments(t, e.c))); diff != "" {
+		t.Errorf("attachments (-want +got):\n%s", diff)
+	}
+}
+
 func TestRateLimitedReply(t *testing.T) {
 	e := newEnv(t, options{})
 	e.fake.RateLimit("chat.postMessage", 1)

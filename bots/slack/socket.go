@@ -35,7 +35,7 @@ func (s *Slack) Run(ctx context.Context, h Handler) error {
 	}
 
 	smc := socketmode.New(s.api, socketmode.OptionLog(slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)))
-	wg.Go(func() { s.events(ctx, smc, h) })
+	wg.Go(func() { s.events(ctx, smc, h, &wg) })
 	err := smc.RunContext(ctx)
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -45,7 +45,7 @@ func (s *Slack) Run(ctx context.Context, h Handler) error {
 
 // events reads what the Socket Mode client delivers. Every envelope is acknowledged
 // before the work starts: Slack sends an envelope again when its ack is late (3 s).
-func (s *Slack) events(ctx context.Context, smc *socketmode.Client, h Handler) {
+func (s *Slack) events(ctx context.Context, smc *socketmode.Client, h Handler, wg *sync.WaitGroup) {
 	for {
 		var evt socketmode.Event
 		select {
@@ -74,10 +74,15 @@ func (s *Slack) events(ctx context.Context, smc *socketmode.Client, h Handler) {
 			if !ok || evt.Request == nil {
 				continue
 			}
-			cctx, cancel := context.WithTimeout(ctx, commandTimeout)
-			text := h.CaseStatus(cctx, casebook.SourceSlack, cmd.TeamID, cmd.ChannelID, cmd.Text)
-			cancel()
-			smc.AckCtx(ctx, evt.Request.EnvelopeID, commandAnswer(text))
+			// The answer rides on the ack; computed aside so that a slow database does not
+			// hold back the acks of the envelopes behind it.
+			envelope := evt.Request.EnvelopeID
+			wg.Go(func() {
+				cctx, cancel := context.WithTimeout(ctx, commandTimeout)
+				text := h.CaseStatus(cctx, casebook.SourceSlack, cmd.TeamID, cmd.ChannelID, cmd.Text)
+				cancel()
+				smc.AckCtx(ctx, envelope, commandAnswer(text))
+			})
 		case socketmode.EventTypeInteractive:
 			if evt.Request != nil {
 				smc.AckCtx(ctx, evt.Request.EnvelopeID, nil)

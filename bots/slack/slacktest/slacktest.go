@@ -105,6 +105,7 @@ type Server struct {
 	connections int
 	downloads   int
 	rateLimit   map[string]int
+	loseAcks    int
 	nextID      int
 	changed     chan struct{} // closed and replaced on every change, for waiters
 }
@@ -275,6 +276,14 @@ func (s *Server) DropSocket() {
 func (s *Server) RateLimit(method string, n int) {
 	s.mu.Lock()
 	s.rateLimit[method] += n
+	s.mu.Unlock()
+}
+
+// LoseAcks makes the fake disregard the next n acks, as if they were lost with the
+// connection: their envelopes stay pending and are delivered again after a reconnect.
+func (s *Server) LoseAcks(n int) {
+	s.mu.Lock()
+	s.loseAcks += n
 	s.mu.Unlock()
 }
 
@@ -556,6 +565,11 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.mu.Lock()
+		if s.loseAcks > 0 {
+			s.loseAcks--
+			s.mu.Unlock()
+			continue
+		}
 		s.envelopes = slices.DeleteFunc(s.envelopes, func(e *envelope) bool { return e.id == ack.EnvelopeID })
 		if ack.Payload == nil {
 			ack.Payload = json.RawMessage("null")
