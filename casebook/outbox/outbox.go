@@ -202,6 +202,7 @@ func (w *Worker) sendDue(ctx context.Context) (int, error) {
 		err = c.send(sctx, m.from, m.to, m.msg)
 		cancel()
 		var se *smtp.SMTPError
+		var sess *sessionError
 		switch {
 		case err == nil:
 			if err := w.store.MarkOutboxSent(markCtx, e.ID, w.opt.Now()); err != nil {
@@ -211,7 +212,7 @@ func (w *Worker) sendDue(ctx context.Context) (int, error) {
 				continue
 			}
 			w.log.InfoContext(ctx, "mail sent", "outbox_id", e.ID, "kind", e.Kind, "case", caseRef(e), "message_id", e.MessageID, "attempt", e.Attempts)
-		case errors.As(err, &se) && se.Code >= 500 && se.Code < 600:
+		case errors.As(err, &se) && se.Code >= 500 && se.Code < 600 && !errors.As(err, &sess):
 			w.fail(markCtx, e, "smtp "+smtpReply(se))
 		default:
 			w.retry(markCtx, e, err)
@@ -227,9 +228,9 @@ func (w *Worker) retry(ctx context.Context, e casebook.OutboxEntry, cause error)
 	var se *smtp.SMTPError
 	if errors.As(cause, &se) {
 		reason = "smtp " + smtpReply(se)
-		var ce *connectError
-		if errors.As(cause, &ce) {
-			reason = "connect: " + reason
+		var sess *sessionError
+		if errors.As(cause, &sess) {
+			reason = sess.stage + ": " + reason
 		}
 	}
 	if e.Attempts >= w.opt.MaxAttempts {

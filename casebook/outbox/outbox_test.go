@@ -706,3 +706,37 @@ func FuzzHeaderText(f *testing.F) {
 		}
 	})
 }
+
+// TestSessionRefusalsAreRetried: a 5xx about our session (a refused login, a sender
+// the server will not take) is a configuration problem, not the mail's: the mail waits
+// for it to be fixed instead of failing.
+func TestSessionRefusalsAreRetried(t *testing.T) {
+	serverTLS, clientTLS := smtptest.Certificate(t)
+	tests := []struct {
+		name   string
+		url    string
+		reason string
+	}{
+		{"no login where one is required", "smtp://%s", "MAIL FROM: smtp 502 5.7.0 Please authenticate first"},
+		{"wrong password", "smtp://casebook:wrong@%s", "connect: smtp 535 5.7.8 Authentication failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.srv = smtptest.Start(t, smtptest.Options{TLS: serverTLS, Users: map[string]string{"casebook": "s3cret"}})
+			w := f.worker(t, nil, nil)
+			d, err := ParseURL(strings.Replace(tt.url, "%s", f.srv.Addr, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.TLSConfig, d.LocalName = clientTLS, "casebook.test"
+			w.dialer = d
+			m := f.caseEmail(t, EventOpened, "")
+			drain(t, w)
+			e := f.entry(t, m.MessageID)
+			if e.Status != casebook.OutboxPending || !strings.HasPrefix(e.LastError, tt.reason) {
+				t.Errorf("row %s %q, want pending with %q", e.Status, e.LastError, tt.reason)
+			}
+		})
+	}
+}

@@ -126,19 +126,24 @@ type conn struct {
 	broken bool
 }
 
-// connectError marks a failure before any mail was offered (dial, TLS, EHLO, AUTH): it
-// says nothing about the mail, so even a 5xx there (a refused login) is retried rather
-// than failing the mail.
-type connectError struct{ err error }
+// sessionError marks a failure that says nothing about the mail: connecting (dial,
+// TLS, EHLO, AUTH) or the server refusing our sender at MAIL FROM, which is about our
+// account or configuration (530 authentication required, 550 5.7.1 sender not owned by
+// the user). Even a 5xx there is retried with backoff rather than failing the mail, so
+// that mail outlives a misconfiguration until someone fixes it.
+type sessionError struct {
+	stage string
+	err   error
+}
 
-func (e *connectError) Error() string { return "connect: " + e.err.Error() }
-func (e *connectError) Unwrap() error { return e.err }
+func (e *sessionError) Error() string { return e.stage + ": " + e.err.Error() }
+func (e *sessionError) Unwrap() error { return e.err }
 
 // Dial connects, secures the connection as configured and logs in.
 func (d *Dialer) Dial(ctx context.Context) (*conn, error) {
 	c, err := d.dial(ctx)
 	if err != nil {
-		return nil, &connectError{err}
+		return nil, &sessionError{"connect", err}
 	}
 	return c, nil
 }
@@ -237,7 +242,7 @@ func (c *conn) send(ctx context.Context, from, to string, msg []byte) error {
 
 func (c *conn) transaction(from, to string, msg []byte) error {
 	if err := c.c.Mail(from, nil); err != nil {
-		return fmt.Errorf("MAIL FROM: %w", err)
+		return &sessionError{"MAIL FROM", err}
 	}
 	if err := c.c.Rcpt(to, nil); err != nil {
 		return fmt.Errorf("RCPT TO: %w", err)

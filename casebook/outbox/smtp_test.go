@@ -107,7 +107,7 @@ func TestTLSAndAuth(t *testing.T) {
 			}
 			c, err := d.Dial(t.Context())
 			if tt.wantErr != "" {
-				var ce *connectError
+				var ce *sessionError
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &ce) {
 					t.Fatalf("Dial = %v, want a connect error about %q", err, tt.wantErr)
 				}

@@ -14,6 +14,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"slices"
@@ -73,6 +74,8 @@ func Start(t testing.TB, opt Options) *Server {
 		return &session{s: s}, nil
 	}))
 	s.srv.Domain = "smtptest.localhost"
+	// Clients hanging up mid-session is what several tests do on purpose.
+	s.srv.ErrorLog = log.New(io.Discard, "", 0)
 	s.srv.ReadTimeout = 30 * time.Second
 	s.srv.WriteTimeout = 30 * time.Second
 	s.srv.MaxMessageBytes = 50 << 20
