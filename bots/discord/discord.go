@@ -161,15 +161,11 @@ func New(cfg Config, store bots.Store, cases bots.Cases) (*Bot, error) {
 // refusal at start-up (4004, 4014) is returned.
 func (b *Bot) Run(ctx context.Context) error {
 	b.base = context.WithoutCancel(ctx)
-	if err := b.session.Open(); err != nil {
-		var ce *websocket.CloseError
-		switch {
-		case errors.As(err, &ce) && ce.Code == closeDisallowedIntents:
-			return fmt.Errorf("discord: %w", ErrDisallowedIntents)
-		case errors.As(err, &ce) && ce.Code == closeAuthenticationFailed:
-			return fmt.Errorf("discord: %w", ErrAuthenticationFailed)
+	if err := b.open(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
 		}
-		return fmt.Errorf("discord: open gateway: %w", err)
+		return err
 	}
 	work, cancelWork := context.WithCancel(b.base)
 	defer cancelWork()
@@ -198,12 +194,44 @@ func (b *Bot) Run(ctx context.Context) error {
 	return err
 }
 
+// open connects to the gateway. A refusal that only the operator can fix (a bad token,
+// the intent not enabled, closes 4004 and 4010–4014) is returned; anything else (Discord
+// or the network being down) is retried with backoff, so that an outage at start-up
+// does not take the rest of the service down with it.
+func (b *Bot) open(ctx context.Context) error {
+	wait := time.Second
+	for {
+		err := b.session.Open()
+		if err == nil {
+			return nil
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			switch {
+			case ce.Code == closeDisallowedIntents:
+				return fmt.Errorf("discord: %w", ErrDisallowedIntents)
+			case ce.Code == closeAuthenticationFailed:
+				return fmt.Errorf("discord: %w", ErrAuthenticationFailed)
+			case ce.Code >= 4010 && ce.Code <= 4013:
+				return fmt.Errorf("discord: gateway refused the session: %w", err)
+			}
+		}
+		b.log.WarnContext(ctx, "cannot connect to the discord gateway; retrying", "retry_in", wait, slog.Any("error", err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
 // job handles one event and returns how to answer it.
 type job func(ctx context.Context) answer
 
 // worker runs queued jobs until stop, then those queued already while ctx lasts.
 // Replies and reactions go out in order on goroutines of their own: Discord allows
-// about four reactions a second in a channel (discordgo waits 250 ms between them),
+// about four reactions a second in a channel (discordgo spaces them 200 ms apart),
 // and neither the next file nor the next reply need wait for that.
 func (b *Bot) worker(ctx context.Context, q chan job) {
 	replies, reactions := make(chan func(context.Context), 1024), make(chan func(context.Context), 1024)

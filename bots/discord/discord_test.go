@@ -658,6 +658,29 @@ func TestStartRefused(t *testing.T) {
 	}
 }
 
+// An outage at start-up is waited out: Run keeps trying and connects once Discord is back.
+func TestStartDuringOutage(t *testing.T) {
+	fake := discordtest.New(t, discordtest.Options{})
+	fake.FailGateway(2)
+	st := pgtest.Store(t)
+	blobs, err := blob.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Config{Token: fake.Token(), APIURL: fake.URL, HoldDir: t.TempDir()}, st, casebook.NewService(st, blobs, casebook.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	fake.Ready()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil after a stop", err)
+	}
+}
+
 func TestSlashCommand(t *testing.T) {
 	e := newEnv(t)
 	ref := e.refs.Format(e.acme.Number)

@@ -121,6 +121,7 @@ type Server struct {
 	resumes      int
 	heartbeats   int
 	denyContent  bool
+	failGateway  int
 	gw           gateway
 }
 
@@ -340,7 +341,25 @@ func (s *Server) api(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) getGateway(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	fail := s.failGateway > 0
+	if fail {
+		s.failGateway--
+	}
+	s.mu.Unlock()
+	if fail {
+		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"url": GatewayURL})
+}
+
+// FailGateway makes the next n requests for the gateway URL fail with 503, as during
+// a Discord outage.
+func (s *Server) FailGateway(n int) {
+	s.mu.Lock()
+	s.failGateway = n
+	s.mu.Unlock()
 }
 
 func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
