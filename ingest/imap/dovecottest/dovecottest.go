@@ -32,18 +32,19 @@ const Binary = "/usr/sbin/dovecot"
 
 // Server is a running private Dovecot.
 type Server struct {
-	t       testing.TB
-	dir     string
-	conf    string
-	port    int
-	runAs   *user.User
-	mu      sync.Mutex
-	users   map[string]string
-	uid     int
-	gid     int
-	doveadm string
-	master  *exec.Cmd
-	done    chan struct{}
+	t         testing.TB
+	dir       string
+	conf      string
+	port      int
+	runAs     *user.User
+	mu        sync.Mutex
+	users     map[string]string
+	uid       int
+	gid       int
+	doveadm   string
+	master    *exec.Cmd
+	delivered int
+	done      chan struct{}
 }
 
 // Start starts a Dovecot for t and stops it when t ends.
@@ -218,6 +219,7 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 }
 
 func (s *Server) start() {
+	s.t.Helper()
 	// -F keeps the master in the foreground as our child, so a test that dies still
 	// takes it down (Pdeathsig) and stop can wait for it.
 	cmd := s.command(Binary, "-F", "-c", s.conf)
@@ -277,6 +279,80 @@ func (s *Server) Restart() {
 	s.t.Helper()
 	s.stop()
 	s.start()
+}
+
+// Stop stops the server, closing every connection. Start brings it back.
+func (s *Server) Stop() { s.stop() }
+
+// Start starts a stopped server again on the same port with the same mail.
+func (s *Server) Start() {
+	s.t.Helper()
+	s.start()
+}
+
+// maildir is the directory of the user's mailbox (Maildir++: INBOX at the root, other
+// mailboxes in dot-directories).
+func (s *Server) maildir(name, mailbox string) string {
+	root := filepath.Join(s.dir, "mail", name)
+	if strings.EqualFold(mailbox, "INBOX") {
+		return root
+	}
+	return filepath.Join(root, "."+strings.ReplaceAll(mailbox, "/", "."))
+}
+
+// Deliver drops raw into the user's mailbox as a local delivery agent would, straight
+// into the Maildir; it works while the server is stopped.
+func (s *Server) Deliver(name, mailbox string, raw []byte) {
+	s.t.Helper()
+	dir := s.maildir(name, mailbox)
+	for _, sub := range []string{"", "tmp", "new", "cur"} {
+		p := filepath.Join(dir, sub)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			s.t.Fatalf("dovecottest: deliver: %v", err)
+		}
+		s.chown(p)
+	}
+	s.mu.Lock()
+	s.delivered++
+	unique := fmt.Sprintf("%d.M%dP%d.dovecottest", time.Now().Unix(), s.delivered, os.Getpid())
+	s.mu.Unlock()
+	tmp := filepath.Join(dir, "tmp", unique)
+	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+		s.t.Fatalf("dovecottest: deliver: %v", err)
+	}
+	s.chown(tmp)
+	if err := os.Rename(tmp, filepath.Join(dir, "new", unique)); err != nil {
+		s.t.Fatalf("dovecottest: deliver: %v", err)
+	}
+}
+
+// ResetUIDs makes Dovecot forget the UIDs of the user's mailbox, as when its index is
+// lost or it is restored from a backup: a new UIDVALIDITY, and UIDs numbered from 1
+// again. Call it while the server is stopped.
+func (s *Server) ResetUIDs(name, mailbox string) {
+	s.t.Helper()
+	dir := s.maildir(name, mailbox)
+	matches, _ := filepath.Glob(filepath.Join(dir, "dovecot*"))
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil {
+			s.t.Fatalf("dovecottest: reset uids: %v", err)
+		}
+	}
+	if len(matches) == 0 {
+		s.t.Fatalf("dovecottest: reset uids: no index in %s", dir)
+	}
+}
+
+// UIDValidity returns the UIDVALIDITY of the user's mailbox.
+func (s *Server) UIDValidity(name, mailbox string) uint32 {
+	s.t.Helper()
+	c := s.Dial(name)
+	defer func() { c.Logout().Wait() }()
+	data, err := c.Status(mailbox, &imap.StatusOptions{UIDValidity: true}).Wait()
+	if err != nil {
+		s.t.Fatalf("dovecottest: status %s: %v", mailbox, err)
+	}
+	return data.UIDValidity
 }
 
 // Log returns the server's log so far.

@@ -1,0 +1,149 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"casebook/ingest"
+)
+
+const dialTimeout = 30 * time.Second
+
+// dial connects and logs in. wake receives a value (without blocking) whenever the
+// server reports a new message count.
+func (p *Poller) dial(ctx context.Context, wake chan<- struct{}) (*imapclient.Client, error) {
+	m := p.cfg.Mailbox
+	opts := &imapclient.Options{
+		TLSConfig: p.cfg.TLSConfig,
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			// This runs on the client's reader goroutine: never block here.
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					select {
+					case wake <- struct{}{}:
+					default:
+					}
+				}
+			},
+		},
+	}
+	if opts.TLSConfig == nil {
+		host, _, _ := net.SplitHostPort(m.Addr)
+		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	var (
+		c   *imapclient.Client
+		err error
+	)
+	switch m.Security {
+	case TLS:
+		var conn net.Conn
+		conn, err = (&tls.Dialer{Config: opts.TLSConfig}).DialContext(dctx, "tcp", m.Addr)
+		if err == nil {
+			c = imapclient.New(conn, opts)
+		}
+	case StartTLS:
+		var conn net.Conn
+		conn, err = (&net.Dialer{}).DialContext(dctx, "tcp", m.Addr)
+		if err == nil {
+			// NewStartTLS fails when the server refuses STARTTLS: no silent downgrade.
+			c, err = imapclient.NewStartTLS(conn, opts)
+			if err != nil {
+				conn.Close()
+			}
+		}
+	case Plain:
+		var conn net.Conn
+		conn, err = (&net.Dialer{}).DialContext(dctx, "tcp", m.Addr)
+		if err == nil {
+			c = imapclient.New(conn, opts)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", m.Addr, err)
+	}
+	if err := p.login(c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (p *Poller) login(c *imapclient.Client) error {
+	m := p.cfg.Mailbox
+	secret, err := m.secret()
+	if err != nil {
+		return err
+	}
+	if err := c.WaitGreeting(); err != nil {
+		return fmt.Errorf("greeting: %w", err)
+	}
+	switch m.Auth {
+	case AuthXOAUTH2:
+		if !c.Caps().Has(imap.Cap("AUTH=XOAUTH2")) {
+			return errNoXOAUTH2
+		}
+		a := &xoauth2{user: m.Username, token: secret}
+		if err := c.Authenticate(a); err != nil {
+			return fmt.Errorf("authenticate %s: %w", m.Username, a.err(err))
+		}
+	default:
+		if err := c.Login(m.Username, secret).Wait(); err != nil {
+			return fmt.Errorf("login %s: %w", m.Username, err)
+		}
+	}
+	return nil
+}
+
+// folderName is each disposition's folder under Casebook.
+var folderName = map[ingest.Disposition]string{
+	ingest.Processed:   "Processed",
+	ingest.Quarantined: "Quarantine",
+	ingest.Ignored:     "Ignored",
+}
+
+// ensureFolders creates the filing folders that are missing and returns their full
+// names, built with the server's hierarchy delimiter ("/" or ".").
+func ensureFolders(c *imapclient.Client) (map[ingest.Disposition]string, error) {
+	root, err := c.List("", "", nil).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	delim := "/"
+	if len(root) > 0 && root[0].Delim != 0 {
+		delim = string(root[0].Delim)
+	}
+	existing, err := c.List("", "Casebook*", nil).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	have := map[string]bool{}
+	for _, d := range existing {
+		have[d.Mailbox] = true
+	}
+	out := map[ingest.Disposition]string{}
+	for disp, leaf := range folderName {
+		name := "Casebook" + delim + leaf
+		out[disp] = name
+		if have[name] {
+			continue
+		}
+		if err := c.Create(name, nil).Wait(); err != nil {
+			var ierr *imap.Error
+			if errors.As(err, &ierr) && ierr.Code == imap.ResponseCodeAlreadyExists {
+				continue
+			}
+			return nil, fmt.Errorf("create %s: %w", name, err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,161 @@
+package imap
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// Security says how a connection is protected.
+type Security int
+
+// The ways to connect.
+const (
+	// TLS is implicit TLS from the first byte (imaps://, port 993).
+	TLS Security = iota
+	// StartTLS upgrades a plain connection and refuses a server without STARTTLS
+	// (imap://, port 143), so a stripped capability cannot downgrade the session.
+	StartTLS
+	// Plain sends everything in the clear; only allowed to a loopback address.
+	Plain
+)
+
+// Auth is how the poller logs in.
+type Auth int
+
+// The login methods.
+const (
+	// AuthPassword uses LOGIN with a password.
+	AuthPassword Auth = iota
+	// AuthXOAUTH2 uses SASL XOAUTH2 with an OAuth 2.0 access token (Gmail, Microsoft 365).
+	AuthXOAUTH2
+)
+
+// Mailbox is a parsed mailbox URL:
+//
+//	imaps://USER:PASS@HOST[:993]/INBOX
+//	imap://USER@HOST[:143]/INBOX?password_file=/run/secrets/imap   (STARTTLS required)
+//	imaps://USER@HOST/INBOX?auth=xoauth2&password_file=/run/token  (access token)
+//	imap://USER:PASS@127.0.0.1:1143/INBOX?tls=none                 (loopback only)
+type Mailbox struct {
+	Security Security
+	Auth     Auth
+	// Addr is host:port.
+	Addr     string
+	Username string
+	// Name is the mailbox to watch, INBOX by default.
+	Name string
+
+	password     string
+	passwordFile string
+}
+
+// ParseURL parses a mailbox URL. The secret comes from the URL's password or from the
+// file named by password_file, read at every login so that a rotated password or a
+// refreshed access token is picked up without a restart.
+func ParseURL(raw string) (Mailbox, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Parse quotes the input, which holds the password.
+		return Mailbox{}, errors.New("mailbox url: cannot parse")
+	}
+	var m Mailbox
+	port := ""
+	switch u.Scheme {
+	case "imaps":
+		m.Security, port = TLS, "993"
+	case "imap":
+		m.Security, port = StartTLS, "143"
+	default:
+		return Mailbox{}, fmt.Errorf("mailbox url: scheme %q: want imaps or imap", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return Mailbox{}, errors.New("mailbox url: no host")
+	}
+	if u.Port() != "" {
+		port = u.Port()
+	}
+	m.Addr = net.JoinHostPort(u.Hostname(), port)
+	if u.User == nil || u.User.Username() == "" {
+		return Mailbox{}, errors.New("mailbox url: no user")
+	}
+	m.Username = u.User.Username()
+	m.password, _ = u.User.Password()
+	m.Name = strings.TrimPrefix(u.Path, "/")
+	if m.Name == "" {
+		m.Name = "INBOX"
+	}
+	q := u.Query()
+	for k := range q {
+		switch k {
+		case "tls", "auth", "password_file":
+		default:
+			return Mailbox{}, fmt.Errorf("mailbox url: unknown parameter %q", k)
+		}
+	}
+	switch q.Get("tls") {
+	case "":
+	case "none":
+		if m.Security != StartTLS {
+			return Mailbox{}, errors.New("mailbox url: tls=none goes with imap://, not imaps://")
+		}
+		if !isLoopback(u.Hostname()) {
+			return Mailbox{}, fmt.Errorf("mailbox url: tls=none is only allowed to a loopback address, not %s", u.Hostname())
+		}
+		m.Security = Plain
+	default:
+		return Mailbox{}, fmt.Errorf("mailbox url: tls=%q: the only value is none", q.Get("tls"))
+	}
+	switch q.Get("auth") {
+	case "", "password":
+	case "xoauth2":
+		m.Auth = AuthXOAUTH2
+	default:
+		return Mailbox{}, fmt.Errorf("mailbox url: auth=%q: want password or xoauth2", q.Get("auth"))
+	}
+	m.passwordFile = q.Get("password_file")
+	switch {
+	case m.passwordFile != "" && m.password != "":
+		return Mailbox{}, errors.New("mailbox url: both a password and password_file")
+	case m.passwordFile == "" && m.password == "":
+		return Mailbox{}, errors.New("mailbox url: no password (put it in the URL or name a password_file)")
+	}
+	return m, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// secret returns the password or access token.
+func (m Mailbox) secret() (string, error) {
+	if m.passwordFile == "" {
+		return m.password, nil
+	}
+	b, err := os.ReadFile(m.passwordFile)
+	if err != nil {
+		return "", fmt.Errorf("password file: %w", err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("password file %s is empty", m.passwordFile)
+	}
+	return s, nil
+}
+
+// String names the mailbox without its secret, as logs and checkpoints know it.
+func (m Mailbox) String() string {
+	scheme := "imaps"
+	if m.Security != TLS {
+		scheme = "imap"
+	}
+	u := url.URL{Scheme: scheme, User: url.User(m.Username), Host: m.Addr, Path: "/" + m.Name}
+	return u.String()
+}
