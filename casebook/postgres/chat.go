@@ -63,7 +63,7 @@ func (s *Store) HoldChatFile(ctx context.Context, platform casebook.Source, work
 // when thread is set, else those of authorID. Taking deletes, so two answers racing
 // for the same files do not both get them.
 func (s *Store) TakeChatFiles(ctx context.Context, platform casebook.Source, workspace, channel, thread, authorID string, now time.Time) ([]json.RawMessage, error) {
-	q := `DELETE FROM chat_pending_files WHERE platform = $1 AND workspace = $2 AND channel = $3 AND held_until > $4 AND `
+	q := `WITH taken AS (DELETE FROM chat_pending_files WHERE platform = $1 AND workspace = $2 AND channel = $3 AND held_until > $4 AND `
 	key := thread
 	if thread != "" {
 		q += `thread = $5`
@@ -72,7 +72,9 @@ func (s *Store) TakeChatFiles(ctx context.Context, platform casebook.Source, wor
 		key = authorID
 	}
 	var rows [][]byte
-	if err := s.db.SelectContext(ctx, &rows, q+` RETURNING data`, platform, workspace, channel, now, key); err != nil {
+	// In the order they were held, so the reply lists them as they were uploaded.
+	q += ` RETURNING data, created_at, file_id) SELECT data FROM taken ORDER BY created_at, file_id`
+	if err := s.db.SelectContext(ctx, &rows, q, platform, workspace, channel, now, key); err != nil {
 		return nil, fmt.Errorf("take %s files held in %s: %w", platform, channel, err)
 	}
 	out := make([]json.RawMessage, len(rows))
