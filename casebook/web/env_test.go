@@ -46,12 +46,16 @@ func (s pgStore) CasePage(ctx context.Context, q web.CaseQuery) ([]casebook.Case
 	return s.Cases(ctx, f)
 }
 
-func (s pgStore) AppendAudit(ctx context.Context, e web.AuditEvent) error {
+func (s pgStore) AppendAudit(ctx context.Context, es []web.AuditEvent) error {
 	if s.failAudit.Load() {
 		return fmt.Errorf("audit: disk full")
 	}
-	return s.Audit(ctx, postgres.AuditEntry{UserID: e.UserID, OrgID: e.OrgID, Action: e.Action, Object: e.Object,
-		Outcome: e.Outcome, IP: e.IP, UserAgent: e.UserAgent})
+	rows := make([]postgres.AuditEntry, len(es))
+	for i, e := range es {
+		rows[i] = postgres.AuditEntry{UserID: e.UserID, OrgID: e.OrgID, Action: e.Action, Object: e.Object,
+			Outcome: e.Outcome, IP: e.IP, UserAgent: e.UserAgent}
+	}
+	return s.AuditBatch(ctx, rows)
 }
 
 var _ web.Store = pgStore{}

@@ -2,12 +2,16 @@ package web
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http/httptest"
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -172,4 +176,45 @@ func FuzzParseCursor(f *testing.F) {
 			t.Fatalf("cursor %q does not round-trip: %+v -> %+v", s, c, back)
 		}
 	})
+}
+
+func TestAuditBatcher(t *testing.T) {
+	var mu sync.Mutex
+	var written []string
+	var batches int
+	fail := false
+	b := &auditBatcher{write: func(ctx context.Context, es []AuditEvent) error {
+		time.Sleep(time.Millisecond) // a commit
+		mu.Lock()
+		defer mu.Unlock()
+		batches++
+		if fail {
+			return errors.New("disk full")
+		}
+		for _, e := range es {
+			written = append(written, e.Object)
+		}
+		return nil
+	}}
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			if err := b.append(AuditEvent{Object: fmt.Sprint(i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(written) != 200 || len(slices.Compact(slices.Sorted(slices.Values(written)))) != 200 {
+		t.Errorf("%d rows written, want 200 distinct", len(written))
+	}
+	if batches >= 200 {
+		t.Logf("no batching happened (%d batches): the machine may be idle", batches)
+	}
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	if err := b.append(AuditEvent{Object: "x"}); err == nil {
+		t.Error("a failed write reported success")
+	}
 }

@@ -215,10 +215,8 @@ func (s *Server) audit(r *http.Request, u *casebook.User, action, object, outcom
 		e.UserID = &u.ID
 		e.OrgID = u.OrgID
 	}
-	// The row must be written even when the client has gone away.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
-	defer cancel()
-	if err := s.store.AppendAudit(ctx, e); err != nil {
+	// The row is written even when the client has gone away.
+	if err := s.audits.append(e); err != nil {
 		s.log.ErrorContext(r.Context(), "cannot write the audit log", "action", action, "object", object, slog.Any("error", err))
 		return err
 	}

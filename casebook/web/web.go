@@ -53,8 +53,9 @@ type Store interface {
 	AttachmentInScope(ctx context.Context, id, orgID, ownerID int64) (casebook.Attachment, int64, error)
 	Timeline(ctx context.Context, caseID int64) ([]casebook.TimelineEntry, error)
 
-	// AppendAudit appends a row to the append-only audit log.
-	AppendAudit(ctx context.Context, e AuditEvent) error
+	// AppendAudit appends rows, in order, to the append-only audit log in one
+	// transaction.
+	AppendAudit(ctx context.Context, es []AuditEvent) error
 }
 
 // CaseQuery asks for one keyset page of a viewer's cases with one status, most recent
@@ -187,6 +188,7 @@ type Server struct {
 	hsts     bool
 	handler  http.Handler
 	routes   []string
+	audits   *auditBatcher
 }
 
 // New builds the web page and parses its templates.
@@ -234,7 +236,8 @@ func New(store Store, writer Writer, blobs BlobOpener, opt Options) (*Server, er
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{store: store, writer: writer, blobs: blobs, opt: opt, log: opt.Logger, pages: p, allowed: map[string]bool{}}
+	s := &Server{store: store, writer: writer, blobs: blobs, opt: opt, log: opt.Logger, pages: p, allowed: map[string]bool{},
+		audits: &auditBatcher{write: store.AppendAudit}}
 	for _, t := range opt.AllowedTypes {
 		s.allowed[t] = true
 	}

@@ -70,9 +70,13 @@ func (s webStore) CasePage(ctx context.Context, q web.CaseQuery) ([]casebook.Cas
 	return s.Cases(ctx, f)
 }
 
-func (s webStore) AppendAudit(ctx context.Context, e web.AuditEvent) error {
-	return s.Audit(ctx, postgres.AuditEntry{UserID: e.UserID, OrgID: e.OrgID, Action: e.Action, Object: e.Object,
-		Outcome: e.Outcome, IP: e.IP, UserAgent: e.UserAgent})
+func (s webStore) AppendAudit(ctx context.Context, es []web.AuditEvent) error {
+	rows := make([]postgres.AuditEntry, len(es))
+	for i, e := range es {
+		rows[i] = postgres.AuditEntry{UserID: e.UserID, OrgID: e.OrgID, Action: e.Action, Object: e.Object,
+			Outcome: e.Outcome, IP: e.IP, UserAgent: e.UserAgent}
+	}
+	return s.AuditBatch(ctx, rows)
 }
 
 // webComponents builds the web page. Components that mount endpoints on it (Slack's
