@@ -48,7 +48,10 @@ type ProcessorOptions struct {
 
 // MailProcessor is the Processor of the email channel: it handles one mail
 // completely — parse, match to a case, add it through casebook.Service.AddUpdate or
-// quarantine it — and commits the mailbox position with the outcome.
+// quarantine it — and commits the mailbox position with the outcome. It keeps no
+// state between messages, so several may be handled at once; whoever does so must
+// commit positions in UID order (a later UID's position must not land while an
+// earlier one is still in flight).
 type MailProcessor struct {
 	svc   *casebook.Service
 	st    ProcessorStore
