@@ -41,10 +41,12 @@ type Config struct {
 	Discord DiscordConfig
 	// Slack holds the Slack bot's settings (slack.go).
 	Slack SlackConfig
+	// IMAP holds the mailbox pollers' settings (imap.go).
+	IMAP IMAPConfig
 }
 
 // secretFlags may be given as CASEBOOK_<NAME>_FILE, naming a file that holds the value.
-var secretFlags = map[string]bool{"slack-bot-token": true, "slack-app-token": true, "slack-signing-secret": true, "discord-token": true, "smtp": true, "smtp-password": true, "token-key": true}
+var secretFlags = map[string]bool{"slack-bot-token": true, "slack-app-token": true, "slack-signing-secret": true, "discord-token": true, "smtp": true, "smtp-password": true, "token-key": true, "imap": true}
 
 // commonFlags registers the flags every command takes.
 func (c *Config) commonFlags(fs *flag.FlagSet) {

@@ -28,6 +28,7 @@ func serveCommand() command {
 			a.cfg.discordFlags(fs)
 			a.cfg.slackFlags(fs)
 			a.cfg.mailFlags(fs)
+			a.cfg.imapFlags(fs)
 		},
 		run: func(ctx context.Context, a *app, _ []string) error {
 			comps, err := a.components(ctx)
@@ -51,7 +52,7 @@ func serveCommand() command {
 func (a *app) components(ctx context.Context) ([]component, error) {
 	var comps []component
 	// webComponents comes last: the builders before it may mount endpoints on the page.
-	for _, build := range []func(context.Context) ([]component, error){a.discordComponents, a.slackComponents, a.webComponents, a.outboxComponents} {
+	for _, build := range []func(context.Context) ([]component, error){a.imapComponents, a.discordComponents, a.slackComponents, a.webComponents, a.outboxComponents} {
 		cs, err := build(ctx)
 		if err != nil {
 			return nil, err

@@ -68,6 +68,7 @@ func (s *pass) run(ctx context.Context, full bool) error {
 		}
 	}
 	slices.Sort(uids)
+	defer func() { p.wokeAt = time.Time{} }()
 	if len(uids) == 0 {
 		return s.flushMoves()
 	}
@@ -239,6 +240,9 @@ func (s *pass) process(ctx context.Context, sp spooled) error {
 	}
 	delete(p.failures, sp.uid)
 	delete(p.pending, sp.uid)
+	if !p.wokeAt.IsZero() && p.cfg.Observer != nil {
+		p.cfg.Observer.IdleWakeToCommit(loc.Mailbox, time.Since(p.wokeAt))
+	}
 	log.Info("message handled", "outcome", string(res.Disposition), "case", res.Case, "reason", res.Reason)
 	s.queueMove(res.Disposition, sp.uid)
 	return nil

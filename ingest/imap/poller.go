@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -39,6 +40,14 @@ type Store interface {
 // it in the quarantine queue as well as in the Casebook/Quarantine folder.
 type Quarantiner interface {
 	Quarantine(ctx context.Context, loc ingest.Location, raw io.ReadSeeker, reason string) (ingest.Result, error)
+}
+
+// Observer is told about the poller's work, for metrics.
+type Observer interface {
+	// IMAPReconnect counts a new session after a lost one.
+	IMAPReconnect(mailbox string)
+	// IdleWakeToCommit is the time from the server's new-mail notice to a commit.
+	IdleWakeToCommit(mailbox string, d time.Duration)
 }
 
 // Config configures a Poller. Zero durations take the defaults given.
@@ -68,6 +77,8 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// MaxAttempts is how often a message may fail before it is quarantined (3).
 	MaxAttempts int
+	// Observer, when set, is told of reconnects and notice-to-commit times.
+	Observer Observer
 }
 
 // Poller works one mailbox. Build it with New and run it with Run.
@@ -87,6 +98,11 @@ type Poller struct {
 	failures map[imap.UID]int
 	// pending are failed messages to try again on the next pass.
 	pending map[imap.UID]bool
+	// wokeAt is when the server last announced new mail during IDLE.
+	wokeAt time.Time
+
+	// down holds the error that ended the last session while no new one is up.
+	down atomic.Pointer[error]
 }
 
 // New checks cfg and returns a Poller.
@@ -182,11 +198,16 @@ func (p *Poller) hold(ctx context.Context, lock *mailboxLock) error {
 // work runs sessions until ctx ends, backing off between failures.
 func (p *Poller) work(ctx context.Context) {
 	backoff := p.cfg.MinBackoff
-	for {
+	for n := 0; ; n++ {
+		if n > 0 && p.cfg.Observer != nil {
+			p.cfg.Observer.IMAPReconnect(p.cfg.Mailbox.String())
+		}
 		healthy, err := p.session(ctx)
 		if ctx.Err() != nil {
+			p.down.Store(nil)
 			return
 		}
+		p.down.Store(&err)
 		if healthy {
 			backoff = p.cfg.MinBackoff
 		}
@@ -249,6 +270,7 @@ func (p *Poller) session(ctx context.Context) (healthy bool, err error) {
 			return healthy, err
 		}
 		healthy = true
+		p.down.Store(nil)
 		if full {
 			s.resyncAt = time.Now().Add(p.cfg.ResyncInterval)
 		}
@@ -287,6 +309,7 @@ func (p *Poller) wait(ctx context.Context, c *imapclient.Client, wake <-chan str
 	defer t.Stop()
 	select {
 	case <-wake:
+		p.wokeAt = time.Now()
 	case <-t.C:
 	case <-ctx.Done():
 	case <-c.Closed():
@@ -298,6 +321,15 @@ func (p *Poller) wait(ctx context.Context, c *imapclient.Client, wake <-chan str
 		return false, fmt.Errorf("idle: %w", err)
 	}
 	return !time.Now().Before(resyncAt), ctx.Err()
+}
+
+// Ready reports an error while the poller cannot reach its mailbox: from a failed
+// session until the next one has caught up. Standing by for the lock is ready.
+func (p *Poller) Ready(context.Context) error {
+	if err := p.down.Load(); err != nil {
+		return fmt.Errorf("mailbox %s: %w", p.cfg.Mailbox, *err)
+	}
+	return nil
 }
 
 // sleep waits d or until ctx ends.
