@@ -350,16 +350,15 @@ func (s *Slack) file(ctx context.Context, f slack.File) (bots.File, bool) {
 	if f.IsExternal || f.Mode == "external" || f.Mode == "tombstone" {
 		return bots.File{}, false
 	}
+	var infoErr error
 	if f.URLPrivateDownload == "" || f.FileAccess == "check_file_info" {
 		var info *slack.File
-		err := retry(ctx, func() error {
+		infoErr = retry(ctx, func() error {
 			var err error
 			info, _, _, err = s.api.GetFileInfoContext(ctx, f.ID, 0, 0)
 			return err
 		})
-		if err != nil {
-			s.log.WarnContext(ctx, "cannot read slack file info", "external_id", f.ID, slog.Any("error", explain(err)))
-		} else {
+		if infoErr == nil {
 			f = *info
 		}
 	}
@@ -371,6 +370,15 @@ func (s *Slack) file(ctx context.Context, f slack.File) (bots.File, bool) {
 		bf.Name = f.Title
 	}
 	bf.Open = s.Reopen(bf)
+	if infoErr != nil {
+		// The shared logic reports the failure in the thread, as for a failed download.
+		err := fmt.Errorf("slack: files.info %s: %w", f.ID, explain(infoErr))
+		var se slack.SlackErrorResponse
+		if errors.As(infoErr, &se) && se.Err == "missing_scope" {
+			err = signInError(err)
+		}
+		bf.Open = func(context.Context, int64) (io.ReadCloser, error) { return nil, err }
+	}
 	return bf, true
 }
 

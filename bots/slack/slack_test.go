@@ -321,20 +321,37 @@ func TestOversizedFile(t *testing.T) {
 }
 
 func TestSignInPageInsteadOfFile(t *testing.T) {
-	e := newEnv(t, options{})
-	f := pdf("F1", "a.pdf", 100)
-	f.SignIn = true
-	e.upload("Ev1", "600.1", "", "CASE-1", f)
-	posts := e.waitPosts(t, 1)
-	want := "`a.pdf` was not attached: the casebook Slack app may not read files (it lacks the files:read scope): ask your Slack admin to add it and reinstall the app, then upload the file again."
-	if p := posts[0]; p.Text != want {
-		t.Errorf("post = %q\nwant   %q", p.Text, want)
+	withoutFilesRead := slices.DeleteFunc(slices.Clone(slacktest.BotScopes), func(s string) bool { return s == "files:read" })
+	tests := []struct {
+		name   string
+		file   func(f slacktest.File) slacktest.File
+		scopes []string
+	}{
+		{"sign-in page", func(f slacktest.File) slacktest.File { f.SignIn = true; return f }, slacktest.BotScopes},
+		{"scope removed after start", func(f slacktest.File) slacktest.File { return f }, withoutFilesRead},
+		{"page served without a redirect", func(f slacktest.File) slacktest.File {
+			f.Content = []byte("\n<!DOCTYPE html><html><title>Slack</title></html>")
+			return f
+		}, slacktest.BotScopes},
+		{"files.info without the scope", func(f slacktest.File) slacktest.File { f.CheckFileInfo = true; return f }, withoutFilesRead},
 	}
-	if r := e.waitReactions(t, 1); r[0].Name != "x" {
-		t.Errorf("reactions = %+v", r)
-	}
-	if n := len(e.attachments(t, e.c)); n != 0 {
-		t.Errorf("the sign-in page was stored: %d attachments", n)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, options{})
+			e.fake.SetScopes(tt.scopes, []string{"connections:write"})
+			e.upload("Ev1", "600.1", "", "CASE-1", tt.file(pdf("F1", "a.pdf", 100)))
+			posts := e.waitPosts(t, 1)
+			want := "`a.pdf` was not attached: the casebook Slack app may not read files (it lacks the files:read scope): ask your Slack admin to add it and reinstall the app, then upload the file again."
+			if p := posts[0]; p.Text != want {
+				t.Errorf("post = %q\nwant   %q", p.Text, want)
+			}
+			if r := e.waitReactions(t, 1); r[0].Name != "x" {
+				t.Errorf("reactions = %+v", r)
+			}
+			if n := len(e.attachments(t, e.c)); n != 0 {
+				t.Errorf("the sign-in page was stored: %d attachments", n)
+			}
+		})
 	}
 }
 
