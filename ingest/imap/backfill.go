@@ -74,7 +74,7 @@ func Backfill(ctx context.Context, cfg BackfillConfig, report func(BackfillProgr
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Poller{cfg: Config{Mailbox: cfg.Mailbox, TLSConfig: cfg.TLSConfig, SpoolDir: cfg.SpoolDir, Logger: cfg.Logger},
+	p := &Poller{cfg: Config{Mailbox: cfg.Mailbox, Processor: cfg.Processor, TLSConfig: cfg.TLSConfig, SpoolDir: cfg.SpoolDir, Logger: cfg.Logger},
 		log: cfg.Logger.With("mailbox", cfg.Mailbox.String())}
 	p.reset()
 	c, err := p.dial(ctx, make(chan struct{}, 1))
@@ -132,13 +132,20 @@ func Backfill(ctx context.Context, cfg BackfillConfig, report func(BackfillProgr
 		close(out)
 		for sp := range out {
 			if err == nil {
+				err = ctx.Err()
+			}
+			if err == nil {
 				var ok bool
 				ok, err = s.backfillOne(ctx, cfg, &prog, sp)
 				if ok && advancing {
+					// The message is committed: its position is saved even when the run is
+					// being interrupted, so the rerun does not start before it.
 					cp := casebook.Checkpoint{Channel: BackfillChannel, Key: key, Value: strconv.FormatUint(uint64(sp.uid), 10)}
-					if serr := cfg.Store.SaveCheckpoint(ctx, cp); serr != nil {
+					sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+					if serr := cfg.Store.SaveCheckpoint(sctx, cp); serr != nil {
 						err = fmt.Errorf("backfill: %w", serr)
 					}
+					cancel()
 				}
 				advancing = advancing && ok
 				if report != nil {
