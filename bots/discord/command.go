@@ -78,7 +78,7 @@ func (b *Bot) onInteractionCreate(s *discordgo.Session, ic *discordgo.Interactio
 		return
 	}
 	b.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(b.base, InteractionWork)
+		ctx, cancel := context.WithTimeout(b.base, interactionWork)
 		defer cancel()
 		err := s.InteractionRespond(in, &discordgo.InteractionResponse{
 			Type: discordgo.InteractionResponseDeferredChannelMessageWithSource,
@@ -98,9 +98,9 @@ func (b *Bot) onInteractionCreate(s *discordgo.Session, ic *discordgo.Interactio
 	})
 }
 
-// InteractionWork bounds the work of one slash command: the interaction token that
+// interactionWork bounds the work of one slash command: the interaction token that
 // followups use lasts 15 minutes.
-const InteractionWork = 10 * time.Minute
+const interactionWork = 10 * time.Minute
 
 // command runs a /case subcommand and returns the text of the followup.
 func (b *Bot) command(ctx context.Context, in *discordgo.Interaction, sub *discordgo.ApplicationCommandInteractionDataOption) string {
