@@ -49,6 +49,7 @@ func commands() map[string]command {
 		"serve":        serveCommand(),
 		"config":       configCommand(),
 		"doctor":       doctorCommand(),
+		"demo":         demoCommand(),
 		"case reply":   caseReplyCommand(),
 		"outbox list":  outboxListCommand(),
 
