@@ -130,16 +130,28 @@ func TestSessionCheck(t *testing.T) {
 }
 
 func TestClientIP(t *testing.T) {
-	for in, want := range map[string]string{
-		"192.0.2.7:5555":             "192.0.2.7",
-		"[2001:db8:1:2:3:4:5:6]:443": "2001:db8:1:2::/64",
-		"[::ffff:192.0.2.9]:80":      "192.0.2.9",
-		"not an address":             "not an address",
-	} {
+	tests := []struct {
+		remote, xff string
+		proxy       bool
+		want        string
+	}{
+		{"192.0.2.7:5555", "", false, "192.0.2.7"},
+		{"[2001:db8:1:2:3:4:5:6]:443", "", false, "2001:db8:1:2::/64"},
+		{"[::ffff:192.0.2.9]:80", "", false, "192.0.2.9"},
+		{"not an address", "", false, "not an address"},
+		{"127.0.0.1:5555", "198.51.100.1", false, "127.0.0.1"},
+		{"127.0.0.1:5555", "203.0.113.66, 198.51.100.1", true, "198.51.100.1"},
+		{"127.0.0.1:5555", "", true, "127.0.0.1"},
+	}
+	for _, tt := range tests {
+		s := &Server{opt: Options{BehindProxy: tt.proxy}}
 		r := httptest.NewRequest("GET", "/", nil)
-		r.RemoteAddr = in
-		if got := clientIP(r); got != want {
-			t.Errorf("clientIP(%q) = %q, want %q", in, got, want)
+		r.RemoteAddr = tt.remote
+		if tt.xff != "" {
+			r.Header.Set("X-Forwarded-For", tt.xff)
+		}
+		if got := s.clientIP(r); got != tt.want {
+			t.Errorf("clientIP(%q, %q, proxy %v) = %q, want %q", tt.remote, tt.xff, tt.proxy, got, tt.want)
 		}
 	}
 }

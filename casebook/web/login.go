@@ -33,7 +33,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	email := strings.TrimSpace(r.PostFormValue("email"))
 	pw := r.PostFormValue("password")
-	ip := clientIP(r)
+	ip := s.clientIP(r)
 	acct, ipk := accountKey(email), ipKey(ip)
 
 	locked, err := s.store.LoginLocked(ctx, acct, ipk)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -188,13 +189,27 @@ func (s *Server) authed(h authedHandler) http.HandlerFunc {
 	}
 }
 
-// clientIP is the address the request came from. An IPv6 client is counted by its
-// /64, since one host usually holds the whole prefix.
-func clientIP(r *http.Request) string {
+// clientIP is the address the request came from: the peer, or behind a reverse proxy
+// the last X-Forwarded-For entry, the one the proxy itself appended (earlier entries
+// are whatever the client claimed). An IPv6 client is counted by its /64, since one
+// host usually holds the whole prefix.
+func (s *Server) clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
+	if s.opt.BehindProxy {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			list := strings.Split(xff[len(xff)-1], ",")
+			if last := strings.TrimSpace(list[len(list)-1]); last != "" {
+				host = last
+			}
+		}
+	}
+	return addrKey(host)
+}
+
+func addrKey(host string) string {
 	addr, err := netip.ParseAddr(host)
 	if err != nil {
 		return host
@@ -210,7 +225,7 @@ func clientIP(r *http.Request) string {
 // audit appends an audit row for the request. Callers that serve health information
 // stop when it fails.
 func (s *Server) audit(r *http.Request, u *casebook.User, action, object, outcome string) error {
-	e := AuditEvent{Action: action, Object: object, Outcome: outcome, IP: clientIP(r), UserAgent: truncate(r.UserAgent(), 256)}
+	e := AuditEvent{Action: action, Object: object, Outcome: outcome, IP: s.clientIP(r), UserAgent: truncate(r.UserAgent(), 256)}
 	if u != nil {
 		e.UserID = &u.ID
 		e.OrgID = u.OrgID

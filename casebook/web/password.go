@@ -89,7 +89,7 @@ func (s *Server) forgot(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	email := strings.TrimSpace(r.PostFormValue("email"))
-	ipk := ipKey(clientIP(r))
+	ipk := ipKey(s.clientIP(r))
 	locked, err := s.store.LoginLocked(ctx, ipk)
 	if err != nil {
 		s.serverError(w, r, "reset throttle", err)
@@ -159,7 +159,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, v viewer
 	}
 	if !v.MustChange {
 		acct := accountKey(v.User.Email)
-		locked, err := s.store.LoginLocked(ctx, acct, ipKey(clientIP(r)))
+		locked, err := s.store.LoginLocked(ctx, acct, ipKey(s.clientIP(r)))
 		if err != nil {
 			s.serverError(w, r, "password throttle", err)
 			return

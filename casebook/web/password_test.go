@@ -207,6 +207,9 @@ func TestChangePassword(t *testing.T) {
 	if r := other.get("/cases"); r.StatusCode != http.StatusSeeOther {
 		t.Errorf("other session survives: %d", r.StatusCode)
 	}
+	if n := must(e.st.SessionsOfUser(context.Background(), e.alice.ID)); n != 1 {
+		t.Errorf("alice has %d sessions after the change, want 1", n)
+	}
 	if r := bob.get("/cases"); r.StatusCode != http.StatusOK {
 		t.Errorf("another user's session ended: %d", r.StatusCode)
 	}

@@ -125,6 +125,11 @@ type Options struct {
 	BaseURL string
 	// TLSCert and TLSKey, when both set, make Run serve HTTPS itself.
 	TLSCert, TLSKey string
+	// BehindProxy takes the client's address from the last X-Forwarded-For entry, for
+	// the login throttle and the audit log. Set it only when a reverse proxy that
+	// appends that header is the sole way in; otherwise every client behind the proxy
+	// shares one address, and a client could name any address it likes.
+	BehindProxy bool
 	// InsecureCookies drops the __Host- prefix and the Secure attribute, for plain-http
 	// development on localhost only.
 	InsecureCookies bool

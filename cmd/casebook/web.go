@@ -21,8 +21,10 @@ type WebConfig struct {
 	HTTP string
 	// InsecureCookies drops the __Host- prefix and Secure, for plain-http localhost.
 	InsecureCookies bool
-	TLSCert         string
-	TLSKey          string
+	// BehindProxy trusts the last X-Forwarded-For entry as the client's address.
+	BehindProxy bool
+	TLSCert     string
+	TLSKey      string
 	// MaxFiles caps the files of one upload; each file is capped by --max-file-size.
 	MaxFiles int
 }
@@ -37,6 +39,7 @@ const newAccountTTL = 7 * 24 * time.Hour
 func (c *Config) webFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Web.HTTP, "http", "127.0.0.1:8080", "address of the web page; empty turns it off")
 	fs.BoolVar(&c.Web.InsecureCookies, "insecure-cookies", false, "drop __Host- and Secure from the session cookie: only for plain-http localhost")
+	fs.BoolVar(&c.Web.BehindProxy, "behind-proxy", false, "a reverse proxy that appends X-Forwarded-For is the only way in: take client addresses from it")
 	fs.StringVar(&c.Web.TLSCert, "tls-cert", "", "certificate (PEM) for the web page to serve HTTPS itself")
 	fs.StringVar(&c.Web.TLSKey, "tls-key", "", "private key (PEM) for --tls-cert")
 	fs.IntVar(&c.Web.MaxFiles, "upload-max-files", 10, "most files one web upload may carry")
@@ -107,6 +110,7 @@ func (a *app) webComponents(ctx context.Context) ([]component, error) {
 		TLSCert:         a.cfg.Web.TLSCert,
 		TLSKey:          a.cfg.Web.TLSKey,
 		InsecureCookies: a.cfg.Web.InsecureCookies,
+		BehindProxy:     a.cfg.Web.BehindProxy,
 		MaxFileSize:     a.cfg.MaxFileSize,
 		MaxFiles:        a.cfg.Web.MaxFiles,
 		Refs:            a.refs(),
