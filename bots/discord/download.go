@@ -30,10 +30,13 @@ func mismatch(err error) error {
 func cdnURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errNotCDN, err)
+		// url.Error quotes the whole URL; the signature in it is not for logs.
+		return nil, fmt.Errorf("%w: unparsable", errNotCDN)
 	}
 	if u.Scheme != "https" || u.User != nil || u.Port() != "" || !isCDNHost(u.Hostname()) {
-		return nil, fmt.Errorf("%w: %s", errNotCDN, u.Redacted())
+		// Only scheme and host: the path names the file and the query is a signature
+		// that grants access to it.
+		return nil, fmt.Errorf("%w: %s://%s", errNotCDN, u.Scheme, u.Host)
 	}
 	return u, nil
 }
@@ -59,6 +62,11 @@ func download(ctx context.Context, client *http.Client, rawURL string, declared,
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		// *url.Error carries the signed URL; keep its cause and the host only.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = fmt.Errorf("%s %s://%s: %w", ue.Op, u.Scheme, u.Host, ue.Err)
+		}
 		return nil, fmt.Errorf("download attachment: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
