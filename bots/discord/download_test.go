@@ -3,6 +3,7 @@ package discord
 import (
 	"errors"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -96,4 +97,23 @@ func (o *oneByteReader) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	return o.r.Read(p[:1])
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A CDN answer that redirects off the CDN is not followed, and the signed URL stays out
+// of the error.
+func TestDownloadRedirectOffCDN(t *testing.T) {
+	c := &http.Client{CheckRedirect: cdnRedirectsOnly, Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Host != cdnHost {
+			t.Errorf("request to %s", r.URL.Host)
+		}
+		return &http.Response{StatusCode: http.StatusFound, Header: http.Header{"Location": {"https://attacker.example/x"}}, Body: http.NoBody, Request: r}, nil
+	})}
+	_, err := download(t.Context(), c, "https://cdn.discordapp.com/attachments/1/2/a.pdf?ex=1&is=2&hm=signature", 10, 100)
+	if !errors.Is(err, errNotCDN) || strings.Contains(err.Error(), "signature") {
+		t.Errorf("download = %v, want errNotCDN without the signature", err)
+	}
 }
