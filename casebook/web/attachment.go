@@ -173,7 +173,7 @@ func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer,
 		s.serverError(w, r, "upload", err)
 		return
 	}
-	s.log.InfoContext(r.Context(), "upload refused", "case", ref, "user", v.User.ID, "error", err.Error())
+	s.log.InfoContext(r.Context(), "upload refused", "case", ref, "user", v.User.ID, slog.Any("error", err))
 	p, perr := s.casePageData(r, v, c)
 	if perr != nil {
 		s.serverError(w, r, "case page", perr)

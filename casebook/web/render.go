@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -114,7 +115,7 @@ func parsePages(fsys fs.FS, refs casebook.RefFormat) (*pages, error) {
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	var buf bytes.Buffer
 	if err := s.pages.byName[name].ExecuteTemplate(&buf, "base", data); err != nil {
-		s.log.ErrorContext(r.Context(), "cannot render page", "page", name, "error", err)
+		s.log.ErrorContext(r.Context(), "cannot render page", "page", name, slog.Any("error", err))
 		http.Error(w, "Something went wrong on our side.", http.StatusInternalServerError)
 		return
 	}
