@@ -43,6 +43,8 @@ type Config struct {
 	Slack SlackConfig
 	// IMAP holds the mailbox pollers' settings (imap.go).
 	IMAP IMAPConfig
+	// Backfill holds `casebook ingest --mailbox` settings (backfill.go).
+	Backfill BackfillConfig
 }
 
 // secretFlags may be given as CASEBOOK_<NAME>_FILE, naming a file that holds the value.

@@ -179,13 +179,17 @@ func nonEmpty(s string) *string {
 func ingestCommand() command {
 	var dryRun bool
 	return command{
-		usage: "[--dry-run] [--json] FILE.eml…",
+		usage: "[--dry-run] [--json] FILE.eml… | --mailbox NAME [--since 2026-01-01]",
 		help:  "run mail files through the email channel: add each to its case, or quarantine or ignore it",
 		flags: func(fs *flag.FlagSet, a *app) {
 			fs.BoolVar(&dryRun, "dry-run", false, "write nothing (the database is only read); print what would happen")
 			a.cfg.mailFlags(fs)
+			a.cfg.backfillFlags(fs)
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
+			if a.cfg.Backfill.Mailbox != "" {
+				return a.backfill(ctx, args, dryRun)
+			}
 			if len(args) == 0 {
 				return fmt.Errorf("%w: name at least one .eml file", errUsage)
 			}
