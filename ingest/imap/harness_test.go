@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/emersion/go-sasl"
 
 	"casebook/casebook"
 	"casebook/casebook/blob"
@@ -185,6 +186,37 @@ func (m *memServer) dial(t testing.TB) *imapclient.Client {
 	return c
 }
 
+// appendOAuth appends to a server that only speaks XOAUTH2.
+func (m *memServer) appendOAuth(t testing.TB, raw []byte) {
+	t.Helper()
+	c, err := imapclient.DialInsecure(m.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Authenticate(sasl.NewPlainClient("", "alice", "pw")); err == nil {
+		t.Fatal("PLAIN accepted by an XOAUTH2-only server")
+	}
+	c.Close()
+	c, err = imapclient.DialInsecure(m.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Authenticate(&tokenClient{token: "ya29.good"}); err != nil {
+		t.Fatal(err)
+	}
+	dovecottest.Append(t, c, "INBOX", raw)
+}
+
+type tokenClient struct{ token string }
+
+func (c *tokenClient) Start() (string, []byte, error) {
+	return "XOAUTH2", []byte("user=alice\x01auth=Bearer " + c.token + "\x01\x01"), nil
+}
+
+func (c *tokenClient) Next([]byte) ([]byte, error) { return []byte{}, nil }
+
 func (m *memServer) append(t testing.TB, mailbox string, raw []byte) {
 	t.Helper()
 	c := m.dial(t)
@@ -233,6 +265,13 @@ func (d *dovecot) count(t testing.TB, mailbox string) uint32 {
 // stop is called; stop waits for Run to return and fails the test on its error.
 func (e *env) poller(t testing.TB, url string, proc ingest.Processor) (stop func()) {
 	t.Helper()
+	_, stop = e.startPoller(t, url, proc)
+	return stop
+}
+
+// startPoller is poller that also returns the Poller.
+func (e *env) startPoller(t testing.TB, url string, proc ingest.Processor) (_ *cbimap.Poller, stop func()) {
+	t.Helper()
 	mb, err := cbimap.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
@@ -274,7 +313,7 @@ func (e *env) poller(t testing.TB, url string, proc ingest.Processor) (stop func
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return p, stop
 }
 
 func testLogger(t testing.TB) *slog.Logger {

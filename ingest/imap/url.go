@@ -75,6 +75,9 @@ func ParseURL(raw string) (Mailbox, error) {
 	if u.Hostname() == "" {
 		return Mailbox{}, errors.New("mailbox url: no host")
 	}
+	if !validHost(u.Hostname()) {
+		return Mailbox{}, fmt.Errorf("mailbox url: host %q is neither an IP address nor a host name", u.Hostname())
+	}
 	if u.Port() != "" {
 		port = u.Port()
 	}
@@ -124,6 +127,18 @@ func ParseURL(raw string) (Mailbox, error) {
 		return Mailbox{}, errors.New("mailbox url: no password (put it in the URL or name a password_file)")
 	}
 	return m, nil
+}
+
+func validHost(host string) bool {
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	for _, r := range host {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func isLoopback(host string) bool {
