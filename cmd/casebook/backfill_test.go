@@ -29,26 +29,7 @@ func TestIngestMailbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	org, err := st.AddOrg(ctx, "Acme Health", "acme.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cust, err := st.AddUser(ctx, postgres.NewUser{OrgID: &org.ID, Email: "alice@acme.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner, err := st.AddUser(ctx, postgres.NewUser{Email: "sam@support.example", Staff: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []demo.Case
-	for _, s := range []string{"Lab results", "Insurance card", "Readings"} {
-		c, err := st.OpenCase(ctx, postgres.NewCase{OrgID: org.ID, RequesterID: cust.ID, OwnerID: owner.ID, Subject: s})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cases = append(cases, demo.Case{Ref: (&app{cfg: Config{CasePrefix: "CASE"}}).refs().Format(c.Number), Subject: s})
-	}
+	cases := seedCases(t, st, 3)
 
 	srv, err := demo.StartIMAP("support@support.example", "pw", []string{"INBOX", "Archive"}, slog.New(slog.DiscardHandler))
 	if err != nil {
