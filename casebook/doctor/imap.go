@@ -35,6 +35,9 @@ type Mailbox struct {
 	Folders []string
 	// TLSConfig, when set, replaces the system roots (tests use their own CA).
 	TLSConfig *tls.Config
+	// Login, when set, logs in instead of LOGIN with Username and Password (the
+	// poller's own way, which may be XOAUTH2).
+	Login func(c *imapclient.Client) error
 }
 
 // IMAP connects to the mailbox's server, secures the connection, logs in, and checks
@@ -51,7 +54,11 @@ func IMAP(m Mailbox) Check {
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		defer stop()
 
-		if err := c.Login(m.Username, m.Password).Wait(); err != nil {
+		login := m.Login
+		if login == nil {
+			login = func(c *imapclient.Client) error { return c.Login(m.Username, m.Password).Wait() }
+		}
+		if err := login(c); err != nil {
 			var ie *imap.Error
 			if errors.As(err, &ie) {
 				return "", fmt.Errorf("%s refused the login of %q: check the user and password (%s)", m.Addr, m.Username, ie.Text)

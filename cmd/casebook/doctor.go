@@ -13,6 +13,7 @@ import (
 	"casebook/casebook/doctor"
 	"casebook/casebook/outbox"
 	"casebook/casebook/postgres"
+	"casebook/ingest/imap"
 )
 
 // doctorTimeout bounds each check: a dependency that has not answered by then is as
@@ -82,6 +83,9 @@ func (a *app) doctorChecks() ([]doctor.Check, func()) {
 		// size twice over only while the temporary file exists, once after.
 		doctor.BlobDir(a.cfg.DataDir, uint64(2*a.cfg.MaxFileSize), 1<<30),
 	}
+	for _, raw := range a.cfg.IMAP.Mailboxes {
+		checks = append(checks, imapCheck(raw))
+	}
 	if a.cfg.Outbox.SMTP != "" {
 		checks = append(checks, a.smtpCheck())
 	}
@@ -110,6 +114,17 @@ func (a *app) smtpCheck() doctor.Check {
 	}
 	return doctor.SMTP(doctor.SMTPServer{Addr: d.Addr, Security: doctor.Security(d.Security), Username: d.Username,
 		Password: d.Password, LocalName: d.LocalName, TLSConfig: d.TLSConfig})
+}
+
+// imapCheck checks a --imap mailbox as the poller reaches it. The filing folders are
+// not checked: the poller creates them.
+func imapCheck(raw string) doctor.Check {
+	m, err := imap.ParseURL(raw)
+	if err != nil {
+		return configProblem("imap", fmt.Errorf("--imap: %w", err))
+	}
+	sec := map[imap.Security]doctor.Security{imap.TLS: doctor.ImplicitTLS, imap.StartTLS: doctor.StartTLS, imap.Plain: doctor.NoTLS}[m.Security]
+	return doctor.IMAP(doctor.Mailbox{Name: m.String(), Addr: m.Addr, Security: sec, Username: m.Username, Folder: m.Name, Login: m.Login})
 }
 
 // configProblem is a check that fails with a configuration error found while building it.

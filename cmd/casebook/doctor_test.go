@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -82,6 +83,43 @@ func TestDoctorSlack(t *testing.T) {
 			}
 			if strings.Contains(stdout.String()+stderr.String(), slacktest.BotToken) {
 				t.Error("the report shows the bot token")
+			}
+		})
+	}
+}
+
+// TestDoctorIMAP checks --imap mailboxes as the poller logs in, against the demo's
+// in-memory server.
+func TestDoctorIMAP(t *testing.T) {
+	srv, err := demo.StartIMAP("support@support.example", "pw", []string{"INBOX"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	mailbox := func(pass, folder string) string {
+		u := url.URL{Scheme: "imap", User: url.UserPassword(srv.User, pass), Host: srv.Addr, Path: "/" + folder, RawQuery: "tls=none"}
+		return u.String()
+	}
+	tests := []struct {
+		name string
+		imap string
+		code int
+		want string
+	}{
+		{"working", mailbox("pw", "INBOX"), 0, "/INBOX  logged in to " + srv.Addr + " (no TLS), folders present, IDLE supported"},
+		{"wrong password", mailbox("nope", "INBOX"), 1, "refused the login of \"support@support.example\""},
+		{"missing folder", mailbox("pw", "Support"), 1, "folder(s) Support do not exist"},
+		{"bad URL", "imaps://nobody@host/INBOX", 1, "FAIL  imap      --imap: mailbox url: no password"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"doctor", "--database-url", pgtest.URL(t), "--data-dir", t.TempDir(), "--imap", tt.imap}, &stdout, &stderr)
+			if code != tt.code || !strings.Contains(stdout.String(), tt.want) {
+				t.Errorf("exit %d, want %d; report lacks %q:\n%s%s", code, tt.code, tt.want, stdout.String(), stderr.String())
+			}
+			if strings.Contains(stdout.String()+stderr.String(), ":nope@") {
+				t.Error("the report shows the mailbox password")
 			}
 		})
 	}
