@@ -36,11 +36,12 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // env is a database with one org (acme.example), a contact, an owner and one open
 // case, and the real mail processor over it.
 type env struct {
-	st    *postgres.Store
-	proc  *ingest.MailProcessor
-	c     casebook.Case
-	ref   string
-	count atomic.Int64
+	st   *postgres.Store
+	proc *ingest.MailProcessor
+	c    casebook.Case
+	ref  string
+	// others are more open cases of the same org, for the benchmarks' spread.
+	others []string
 }
 
 func newEnv(t testing.TB) *env {
@@ -68,6 +69,13 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	e.ref = casebook.DefaultRefFormat.Format(e.c.Number)
+	for range benchCases - 1 {
+		c, err := e.st.OpenCase(ctx, postgres.NewCase{OrgID: org.ID, RequesterID: contact.ID, OwnerID: owner.ID, Subject: "More results"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.others = append(e.others, casebook.DefaultRefFormat.Format(c.Number))
+	}
 	svc := casebook.NewService(e.st, blobs, casebook.Options{})
 	e.proc = ingest.NewProcessor(svc, e.st, blobs, ingest.ProcessorOptions{ReplyAddress: "support@support.example"})
 	return e
@@ -100,6 +108,12 @@ func (e *env) quarantined(t testing.TB, kind string) int {
 // bytes when size > 0.
 func (e *env) reply(id string, size int) []byte {
 	return mailFrom("Alice <alice@acme.example>", "Re: ["+e.ref+"] results", id, size)
+}
+
+// replyTo is reply to the i-th case, round robin over the env's cases.
+func (e *env) replyTo(i int, id string, size int) []byte {
+	refs := append([]string{e.ref}, e.others...)
+	return mailFrom("Alice <alice@acme.example>", "Re: ["+refs[i%len(refs)]+"] results", id, size)
 }
 
 func mailFrom(from, subject, id string, size int) []byte {

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ type pass struct {
 	folders  map[ingest.Disposition]string
 	resyncAt time.Time
 
+	// mu guards moves, and the poller's last, failures and pending while workers run.
 	mu    sync.Mutex
 	moves map[ingest.Disposition][]imap.UID
 }
@@ -83,19 +85,33 @@ func (s *pass) handle(ctx context.Context, uids []imap.UID) error {
 		defer close(out)
 		fetchErr <- s.fetch(ctx, uids, out, slots)
 	}()
-	var procErr error
-	for sp := range out {
-		if procErr == nil {
-			procErr = s.process(ctx, sp)
-			if procErr != nil {
-				// Stop the fetch; what was spooled is dropped and fetched again.
-				s.c.Close()
+	var (
+		wg      sync.WaitGroup
+		errMu   sync.Mutex
+		procErr error
+	)
+	for range s.p.cfg.Workers {
+		wg.Go(func() {
+			for sp := range out {
+				errMu.Lock()
+				failed := procErr != nil
+				errMu.Unlock()
+				if !failed {
+					if err := s.process(ctx, sp); err != nil {
+						errMu.Lock()
+						procErr = cmp.Or(procErr, err)
+						errMu.Unlock()
+						// Stop the fetch; what was spooled is dropped and fetched again.
+						s.c.Close()
+					}
+				}
+				sp.file.Close()
+				os.Remove(sp.file.Name())
+				<-slots
 			}
-		}
-		sp.file.Close()
-		os.Remove(sp.file.Name())
-		<-slots
+		})
 	}
+	wg.Wait()
 	if err := errors.Join(procErr, <-fetchErr); err != nil {
 		return err
 	}
@@ -200,51 +216,63 @@ func (s *pass) spool(lit imap.LiteralReader) (*os.File, error) {
 // process hands one message to the processor and queues it for filing. It returns an
 // error only when the database is down: then nothing more can be committed and the
 // session should end. A failing message is retried on later passes and quarantined
-// after MaxAttempts, never holding up the mail behind it.
+// after MaxAttempts, never holding up the mail behind it. Workers call it
+// concurrently; s.mu guards the poller's state.
 func (s *pass) process(ctx context.Context, sp spooled) error {
 	p := s.p
 	loc := ingest.Location{Mailbox: p.cfg.Mailbox.String(), UIDValidity: p.validity, UID: uint32(sp.uid)}
 	log := p.log.With("uid", uint32(sp.uid))
 	res, err := p.callProcessor(ctx, loc, sp.file)
-	p.last = max(p.last, sp.uid)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if perr := p.cfg.Store.Ping(ctx); perr != nil {
-			// Not the message's fault: do not count it.
-			return fmt.Errorf("process uid %d: %w (database: %v)", sp.uid, err, perr)
-		}
-		p.failures[sp.uid]++
-		n := p.failures[sp.uid]
-		if n < p.cfg.MaxAttempts {
-			p.pending[sp.uid] = true
-			log.Warn("message failed; will retry", "attempt", n, slog.Any("error", err))
-			return nil
-		}
-		log.Error("message failed repeatedly; moving it to quarantine", "attempts", n, slog.Any("error", err))
-		if q, ok := p.cfg.Processor.(Quarantiner); ok {
-			reason := fmt.Sprintf("handling failed %d times: %v", n, err)
-			if _, err := sp.file.Seek(0, io.SeekStart); err != nil {
-				return fmt.Errorf("spool: %w", err)
-			}
-			if _, qerr := q.Quarantine(ctx, loc, sp.file, reason); qerr != nil {
-				// Filed in the folder all the same: it must not block the mail behind it.
-				log.Error("recording the poison message failed", slog.Any("error", qerr))
-			}
-		}
+	if err == nil {
+		s.mu.Lock()
+		p.last = max(p.last, sp.uid)
 		delete(p.failures, sp.uid)
 		delete(p.pending, sp.uid)
-		s.queueMove(ingest.Quarantined, sp.uid)
+		s.queueMoveLocked(res.Disposition, sp.uid)
+		s.mu.Unlock()
+		if !p.wokeAt.IsZero() && p.cfg.Observer != nil {
+			p.cfg.Observer.IdleWakeToCommit(loc.Mailbox, time.Since(p.wokeAt))
+		}
+		log.Info("message handled", "outcome", string(res.Disposition), "case", res.Case, "reason", res.Reason)
 		return nil
 	}
-	delete(p.failures, sp.uid)
-	delete(p.pending, sp.uid)
-	if !p.wokeAt.IsZero() && p.cfg.Observer != nil {
-		p.cfg.Observer.IdleWakeToCommit(loc.Mailbox, time.Since(p.wokeAt))
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
-	log.Info("message handled", "outcome", string(res.Disposition), "case", res.Case, "reason", res.Reason)
-	s.queueMove(res.Disposition, sp.uid)
+	if perr := p.cfg.Store.Ping(ctx); perr != nil {
+		// Not the message's fault: do not count it.
+		return fmt.Errorf("process uid %d: %w (database: %v)", sp.uid, err, perr)
+	}
+	s.mu.Lock()
+	p.last = max(p.last, sp.uid)
+	p.failures[sp.uid]++
+	n := p.failures[sp.uid]
+	poison := n >= p.cfg.MaxAttempts
+	if poison {
+		delete(p.failures, sp.uid)
+		delete(p.pending, sp.uid)
+	} else {
+		p.pending[sp.uid] = true
+	}
+	s.mu.Unlock()
+	if !poison {
+		log.Warn("message failed; will retry", "attempt", n, slog.Any("error", err))
+		return nil
+	}
+	log.Error("message failed repeatedly; moving it to quarantine", "attempts", n, slog.Any("error", err))
+	if q, ok := p.cfg.Processor.(Quarantiner); ok {
+		reason := fmt.Sprintf("handling failed %d times: %v", n, err)
+		if _, err := sp.file.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		if _, qerr := q.Quarantine(ctx, loc, sp.file, reason); qerr != nil {
+			// Filed in the folder all the same: it must not block the mail behind it.
+			log.Error("recording the poison message failed", slog.Any("error", qerr))
+		}
+	}
+	s.mu.Lock()
+	s.queueMoveLocked(ingest.Quarantined, sp.uid)
+	s.mu.Unlock()
 	return nil
 }
 
@@ -258,12 +286,10 @@ func (p *Poller) callProcessor(ctx context.Context, loc ingest.Location, f *os.F
 	return p.cfg.Processor.Process(ctx, loc, f)
 }
 
-func (s *pass) queueMove(d ingest.Disposition, uid imap.UID) {
+func (s *pass) queueMoveLocked(d ingest.Disposition, uid imap.UID) {
 	if _, ok := s.folders[d]; !ok {
 		d = ingest.Quarantined
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.moves == nil {
 		s.moves = map[ingest.Disposition][]imap.UID{}
 	}

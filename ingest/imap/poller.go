@@ -77,6 +77,11 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// MaxAttempts is how often a message may fail before it is quarantined (3).
 	MaxAttempts int
+	// Workers is how many messages are processed at once (8). Their commits overlap
+	// each other's disk and database waits; the order of commits is then not the
+	// order of UIDs, which is safe because every session begins with a full pass
+	// over the mailbox, and mail leaves it only after its commit.
+	Workers int
 	// Observer, when set, is told of reconnects and notice-to-commit times.
 	Observer Observer
 }
@@ -130,6 +135,9 @@ func New(cfg Config) (*Poller, error) {
 	def(&cfg.MaxBackoff, 5*time.Minute)
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -1,0 +1,277 @@
+package imap_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-message/mail"
+
+	"casebook/ingest"
+	"casebook/ingest/imap/dovecottest"
+)
+
+// benchMessages is the size of the throughput benchmark's mailbox: replies with a
+// 100 KB attachment each.
+const benchMessages = 1000
+
+// benchCases is over how many cases of one org the benchmark's replies are spread: a
+// helpdesk's mail goes to many cases, and replies to one case are serialised by its
+// row lock.
+const benchCases = 20
+
+// BenchmarkThroughput ingests a mailbox of 1,000 replies with a 100 KB attachment
+// into PostgreSQL, next to two baselines measured in the same run on the same
+// mailbox by one go-imap client: a bare UID FETCH BODY.PEEK[] and a fetch that
+// also parses each message with go-message and hashes every part. Run it once:
+//
+//	go test -run '^$' -bench Throughput -benchtime 1x ./ingest/imap
+func BenchmarkThroughput(b *testing.B) {
+	s := startDovecot(b)
+	e := newEnv(b)
+	c := s.Dial("alice")
+	if err := c.Create("Bench", nil).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	for i := range benchMessages {
+		dovecottest.Append(b, c, "Bench", e.replyTo(i, fmt.Sprint("bench", i), 100<<10))
+	}
+	var bare, parsed, ingested time.Duration
+	for i := 0; b.Loop(); i++ {
+		if i > 0 {
+			// The last run filed the mail: put it back, and start on a fresh database.
+			b.StopTimer()
+			refill(b, c, "Casebook/Processed", "Bench")
+			e = newEnv(b)
+			b.StartTimer()
+		}
+		bare += timeFetch(b, s, false)
+		parsed += timeFetch(b, s, true)
+		ingested += timeIngest(b, e, s)
+	}
+	n := float64(b.N * benchMessages)
+	b.ReportMetric(n/bare.Seconds(), "fetch_msg/s")
+	b.ReportMetric(n/parsed.Seconds(), "fetch+parse+hash_msg/s")
+	b.ReportMetric(n/ingested.Seconds(), "ingest_msg/s")
+	b.ReportMetric(parsed.Seconds()/ingested.Seconds(), "ingest/parse_ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// timeFetch fetches the whole Bench mailbox on a new connection, discarding each
+// message or parsing it and hashing every part.
+func timeFetch(b *testing.B, s *dovecot, parse bool) time.Duration {
+	c := s.Dial("alice")
+	defer c.Close()
+	if _, err := c.Select("Bench", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	cmd := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+	n := 0
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			body, ok := item.(imapclient.FetchItemDataBodySection)
+			if !ok {
+				continue
+			}
+			if !parse {
+				io.Copy(io.Discard, body.Literal)
+			} else if err := hashParts(body.Literal); err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if n != benchMessages {
+		b.Fatalf("fetched %d messages, want %d", n, benchMessages)
+	}
+	return time.Since(start)
+}
+
+func hashParts(r io.Reader) error {
+	mr, err := mail.CreateReader(r)
+	if err != nil {
+		return err
+	}
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, p.Body); err != nil {
+			return err
+		}
+	}
+}
+
+// timeIngest runs a poller on the Bench mailbox until every message is committed.
+func timeIngest(b *testing.B, e *env, s *dovecot) time.Duration {
+	proc := &signalling{Processor: e.proc, done: make(chan time.Time, benchMessages)}
+	start := time.Now()
+	stop := e.poller(b, s.url("Bench"), proc)
+	defer stop()
+	var last time.Time
+	for range benchMessages {
+		select {
+		case last = <-proc.done:
+		case <-time.After(time.Minute):
+			b.Fatalf("ingested %d of %d messages", proc.n.Load(), benchMessages)
+		}
+	}
+	var u, f int
+	if err := e.st.DB().Get(&u, `SELECT count(*) FROM updates`); err != nil {
+		b.Fatal(err)
+	}
+	if err := e.st.DB().Get(&f, `SELECT count(*) FROM attachments`); err != nil {
+		b.Fatal(err)
+	}
+	if u != benchMessages || f != benchMessages {
+		b.Fatalf("updates, files = %d, %d; want %d each", u, f, benchMessages)
+	}
+	return last.Sub(start)
+}
+
+// refill moves every message of from back to to.
+func refill(b *testing.B, c *imapclient.Client, from, to string) {
+	waitCount := func() {
+		for range 600 {
+			st, err := c.Status(from, &imap.StatusOptions{NumMessages: true}).Wait()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if *st.NumMessages == benchMessages {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		b.Fatalf("%s never held %d messages", from, benchMessages)
+	}
+	waitCount()
+	if _, err := c.Select(from, nil).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Move(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, to).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Unselect().Wait(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// signalling reports the time of every successful commit.
+type signalling struct {
+	ingest.Processor
+	n    atomic.Int64
+	done chan time.Time
+}
+
+func (p *signalling) Process(ctx context.Context, loc ingest.Location, raw io.ReadSeeker) (ingest.Result, error) {
+	res, err := p.Processor.Process(ctx, loc, raw)
+	if err == nil {
+		p.n.Add(1)
+		p.done <- time.Now()
+	}
+	return res, err
+}
+
+// BenchmarkIdleLatency appends 200 replies one at a time to a mailbox watched by the
+// poller and by a bare IDLE client, and reports APPEND → update committed next to
+// APPEND → EXISTS (Dovecot's own notification time), p50 and p99:
+//
+//	go test -run '^$' -bench IdleLatency -benchtime 1x ./ingest/imap
+func BenchmarkIdleLatency(b *testing.B) {
+	const messages = 200
+	s := startDovecot(b)
+	e := newEnv(b)
+	var bare, commit []time.Duration
+	for b.Loop() {
+		proc := &signalling{Processor: e.proc, done: make(chan time.Time, messages)}
+		stop := e.poller(b, s.url("INBOX"), proc)
+		// Wait for the poller to be idle on an empty mailbox with its folders made.
+		eventually(b, "poller ready", func() (bool, string) {
+			return folderExists(b, s, "Casebook/Processed"), "no folders"
+		})
+
+		exists := make(chan time.Time, 16)
+		watcher, err := imapclient.DialInsecure(s.Addr(), &imapclient.Options{
+			UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+				Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+					if d.NumMessages != nil {
+						select {
+						case exists <- time.Now():
+						default:
+						}
+					}
+				},
+			},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := watcher.Login("alice", "pw").Wait(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := watcher.Select("INBOX", nil).Wait(); err != nil {
+			b.Fatal(err)
+		}
+		idle, err := watcher.Idle()
+		if err != nil {
+			b.Fatal(err)
+		}
+		appender := s.Dial("alice")
+		for i := range messages {
+			raw := e.reply(fmt.Sprintf("lat%d-%d", len(bare), i), 0)
+			// Drop notices of earlier changes (the poller's moves).
+			for len(exists) > 0 {
+				<-exists
+			}
+			t0 := time.Now()
+			dovecottest.Append(b, appender, "INBOX", raw)
+			var t1, t2 time.Time
+			for t1.IsZero() || t2.IsZero() {
+				select {
+				case t := <-exists:
+					if t1.IsZero() {
+						t1 = t
+					}
+				case t2 = <-proc.done:
+				case <-time.After(time.Minute):
+					b.Fatalf("message %d: no notice or no commit after a minute", i)
+				}
+			}
+			bare = append(bare, t1.Sub(t0))
+			commit = append(commit, t2.Sub(t0))
+		}
+		idle.Close()
+		idle.Wait()
+		watcher.Close()
+		appender.Close()
+		stop()
+	}
+	pct := func(d []time.Duration, p float64) float64 {
+		d = slices.Clone(d)
+		slices.Sort(d)
+		return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(bare, 0.5), "exists_p50_ms")
+	b.ReportMetric(pct(bare, 0.99), "exists_p99_ms")
+	b.ReportMetric(pct(commit, 0.5), "commit_p50_ms")
+	b.ReportMetric(pct(commit, 0.99), "commit_p99_ms")
+	b.ReportMetric(pct(commit, 0.5)-pct(bare, 0.5), "added_p50_ms")
+	b.ReportMetric(pct(commit, 0.99)-pct(bare, 0.99), "added_p99_ms")
+	b.ReportMetric(0, "ns/op")
+}
