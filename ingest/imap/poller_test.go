@@ -156,7 +156,7 @@ func TestUIDValidityChanged(t *testing.T) {
 }
 
 // Two instances on one mailbox: one works it, the other stands by and takes over
-// when the first stops.
+// when the first stops; a holder whose lock session dies takes the lock again.
 func TestTwoInstances(t *testing.T) {
 	e := newEnv(t)
 	s := startDovecot(t)
@@ -182,7 +182,24 @@ func TestTwoInstances(t *testing.T) {
 	if first.n.Load() != 5 || second.n.Load() != 5 {
 		t.Errorf("handled by first, second = %d, %d; want 5, 5", first.n.Load(), second.n.Load())
 	}
-	if u, _ := e.updates(t); u != 10 {
-		t.Errorf("updates = %d, want 10", u)
+
+	// The holder's database session dies: it notices, stops, and takes the lock again.
+	var killed int
+	if err := e.st.DB().Get(&killed, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
+		t.Fatal(err)
+	}
+	if killed != 1 {
+		t.Errorf("lock sessions ended = %d, want 1", killed)
+	}
+	for i := range 3 {
+		s.append(t, "INBOX", e.reply(fmt.Sprint("c", i), 0))
+	}
+	waitFolders(t, s, map[string]uint32{"INBOX": 0, "Casebook/Processed": 13})
+	if second.n.Load() != 8 {
+		t.Errorf("handled by second = %d, want 8", second.n.Load())
+	}
+	if u, _ := e.updates(t); u != 13 {
+		t.Errorf("updates = %d, want 13", u)
 	}
 }
