@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/metrics"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -272,4 +274,82 @@ func BenchmarkIdleLatency(b *testing.B) {
 	b.ReportMetric(pct(commit, 0.5)-pct(bare, 0.5), "added_p50_ms")
 	b.ReportMetric(pct(commit, 0.99)-pct(bare, 0.99), "added_p99_ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkLargeAttachment ingests one reply with a 25 MiB attachment through IMAP and
+// reports the peak growth of the live heap while it is fetched, spooled, parsed,
+// stored and committed (aim: at most 32 MiB):
+//
+//	go test -run '^$' -bench LargeAttachment -benchtime 1x ./ingest/imap
+func BenchmarkLargeAttachment(b *testing.B) {
+	s := startDovecot(b)
+	var peak uint64
+	for b.Loop() {
+		b.StopTimer()
+		e := newEnv(b)
+		s.append(b, "INBOX", e.reply("large", 25<<20))
+		proc := &signalling{Processor: e.proc, done: make(chan time.Time, 1)}
+		runtime.GC()
+		base := heapLive()
+		stopSampling := make(chan struct{})
+		sampled := make(chan uint64)
+		go func() {
+			var max uint64
+			t := time.NewTicker(time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-stopSampling:
+					sampled <- max
+					return
+				case <-t.C:
+					if h := heapLive(); h > base && h-base > max {
+						max = h - base
+					}
+				}
+			}
+		}()
+		b.StartTimer()
+		stop := e.poller(b, s.url("INBOX"), proc)
+		select {
+		case <-proc.done:
+		case <-time.After(2 * time.Minute):
+			b.Fatal("the large reply was not committed")
+		}
+		b.StopTimer()
+		close(stopSampling)
+		peak = max(peak, <-sampled)
+		stop()
+		if _, f := e.updates(b); f != 1 {
+			b.Fatalf("files = %d, want 1", f)
+		}
+		// File it back for the next round.
+		refillOne(b, s)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak_heap_growth_MiB")
+	b.ReportMetric(0, "ns/op")
+}
+
+// heapLive is the heap held by live and not yet swept objects.
+func heapLive() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// refillOne empties the filing folder so that the next round starts alike.
+func refillOne(b *testing.B, s *dovecot) {
+	c := s.Dial("alice")
+	defer c.Close()
+	if _, err := c.Select("Casebook/Processed", nil).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
+	if err := c.Store(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, store, nil).Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Expunge().Close(); err != nil {
+		b.Fatal(err)
+	}
 }

@@ -106,7 +106,6 @@ func (s *pass) handle(ctx context.Context, uids []imap.UID) error {
 					}
 				}
 				sp.file.Close()
-				os.Remove(sp.file.Name())
 				<-slots
 			}
 		})
@@ -177,7 +176,6 @@ func (s *pass) fetchChunk(uids []imap.UID, out chan<- spooled) (sent int, err er
 			// A FETCH the server sent on its own (a flag change), not our message.
 			if file != nil {
 				file.Close()
-				os.Remove(file.Name())
 			}
 			continue
 		}
@@ -197,6 +195,9 @@ func (s *pass) spool(lit imap.LiteralReader) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	// Unlinked at once: the open file still works, and a crash leaves no mail (with
+	// its health information) lying in the spool directory.
+	os.Remove(f.Name())
 	n, err := io.Copy(f, lit)
 	if err == nil && n < lit.Size() {
 		// go-imap takes the EOF of a dropped connection for the end of the literal.
@@ -207,7 +208,6 @@ func (s *pass) spool(lit imap.LiteralReader) (*os.File, error) {
 	}
 	if err != nil {
 		f.Close()
-		os.Remove(f.Name())
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	return f, nil
