@@ -254,7 +254,11 @@ func (m *memServer) count(t testing.TB, mailbox string) uint32 {
 type dovecot struct{ *dovecottest.Server }
 
 func startDovecot(t testing.TB) *dovecot {
-	s := dovecottest.Start(t)
+	return startDovecotWith(t, dovecottest.Options{})
+}
+
+func startDovecotWith(t testing.TB, opts dovecottest.Options) *dovecot {
+	s := dovecottest.StartWith(t, opts)
 	s.AddUser("alice", "pw")
 	return &dovecot{s}
 }

@@ -8,6 +8,7 @@ import (
 
 	"casebook/casebook/postgres"
 	"casebook/ingest"
+	"casebook/ingest/imap/dovecottest"
 )
 
 var (
@@ -26,6 +27,10 @@ func servers() []struct {
 		{"memory", func(t testing.TB) server { return startMem(t, withMove) }},
 		{"memory without MOVE", func(t testing.TB) server { return startMem(t, withoutMove) }},
 		{"dovecot", func(t testing.TB) server { return startDovecot(t) }},
+		// Without IDLE the poller polls; without MOVE it copies and expunges by UID.
+		{"dovecot without IDLE and MOVE", func(t testing.TB) server {
+			return startDovecotWith(t, dovecottest.Options{Config: "imap_capability = IMAP4rev1 LITERAL+ UIDPLUS NAMESPACE"})
+		}},
 	}
 }
 

@@ -47,8 +47,21 @@ type Server struct {
 	done      chan struct{}
 }
 
+// Options change the generated configuration.
+type Options struct {
+	// Config is appended to the generated configuration, e.g.
+	// "imap_capability = IMAP4rev1 UIDPLUS" for a server without IDLE and MOVE.
+	Config string
+}
+
 // Start starts a Dovecot for t and stops it when t ends.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options) *Server {
 	t.Helper()
 	doveadm, err := exec.LookPath("doveadm")
 	if _, serr := os.Stat(Binary); serr != nil || err != nil {
@@ -90,7 +103,7 @@ func Start(t testing.TB) *Server {
 	}
 	s.port = freePort(t)
 	s.conf = filepath.Join(s.dir, "dovecot.conf")
-	if err := os.WriteFile(s.conf, []byte(s.config()), 0o644); err != nil {
+	if err := os.WriteFile(s.conf, []byte(s.config()+opts.Config+"\n"), 0o644); err != nil {
 		t.Fatalf("dovecottest: %v", err)
 	}
 	s.writeUsers()
