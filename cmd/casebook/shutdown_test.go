@@ -95,26 +95,38 @@ func TestServeExitsOnSIGTERM(t *testing.T) {
 	db := pgtest.URL(t)
 	admin, web := freeAddr(t), freeAddr(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeProcess$")
-	cmd.Env = append(os.Environ(), "CASEBOOK_SERVE_PROCESS=1",
-		"CASEBOOK_SERVE_ARGS=serve --admin "+admin+" --http "+web+" --insecure-cookies --database-url "+db+" --data-dir "+t.TempDir())
-	var stderr bytes.Buffer
+	// Secrets everywhere, with dependencies that are down, so that their errors are logged.
+	const imapPW, smtpPW, tokenKey = "Imap-Secret-1", "Smtp-Secret-2", "Token-Key-Secret-3-0123456789abcdefghij"
+	closed := freeAddr(t)
+	cmd.Env = append(os.Environ(), "CASEBOOK_SERVE_PROCESS=1", "CASEBOOK_TOKEN_KEY="+tokenKey,
+		"CASEBOOK_SERVE_ARGS=serve --admin "+admin+" --http "+web+" --insecure-cookies --database-url "+db+" --data-dir "+t.TempDir()+
+			" --imap imap://support:"+imapPW+"@"+closed+"/INBOX?tls=none --smtp smtp://casebook:"+smtpPW+"@"+closed+"?tls=none"+
+			" --mail-from support@support.example --reply-address support@support.example --base-url http://"+web)
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	// Up once /readyz lists the mailbox poller (down: its server is not there) and the
+	// poller has logged its failed session. The deadline guards against a hang.
+	deadline := time.After(time.Minute)
 	for {
 		resp, err := http.Get("http://" + admin + "/readyz")
 		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if strings.Contains(string(body), "imap imap://support@") && strings.Contains(stderr.String(), "mailbox session ended") {
 				break
 			}
 		}
 		select {
 		case err := <-exited:
-			t.Fatalf("serve exited before it was ready: %v\n%s", err, stderr.String())
+			t.Fatalf("serve exited before it was up: %v\n%s", err, stderr.String())
+		case <-deadline:
+			cmd.Process.Kill()
+			t.Fatalf("serve not up after a minute:\n%s", stderr.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -129,6 +141,11 @@ func TestServeExitsOnSIGTERM(t *testing.T) {
 	case <-time.After(shutdownTimeout + 5*time.Second):
 		cmd.Process.Kill()
 		t.Fatalf("serve still running %s after SIGTERM\n%s", shutdownTimeout+5*time.Second, stderr.String())
+	}
+	for _, secret := range []string{imapPW, smtpPW, tokenKey} {
+		if strings.Contains(stderr.String(), secret) {
+			t.Errorf("the log holds the secret %q", secret)
+		}
 	}
 	for _, c := range []string{`"component":"admin"`, `"component":"web"`} {
 		if !strings.Contains(stderr.String(), `"msg":"stopped",`+c) {
