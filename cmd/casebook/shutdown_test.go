@@ -98,7 +98,7 @@ func TestServeExitsOnSIGTERM(t *testing.T) {
 	// Secrets everywhere, with dependencies that are down, so that their errors are logged.
 	const imapPW, smtpPW, tokenKey = "Imap-Secret-1", "Smtp-Secret-2", "Token-Key-Secret-3-0123456789abcdefghij"
 	closed := freeAddr(t)
-	cmd.Env = append(os.Environ(), "CASEBOOK_SERVE_PROCESS=1", "CASEBOOK_TOKEN_KEY="+tokenKey,
+	cmd.Env = append(environWithout("CASEBOOK_"), "CASEBOOK_SERVE_PROCESS=1", "CASEBOOK_TOKEN_KEY="+tokenKey,
 		"CASEBOOK_SERVE_ARGS=serve --admin "+admin+" --http "+web+" --insecure-cookies --database-url "+db+" --data-dir "+t.TempDir()+
 			" --imap imap://support:"+imapPW+"@"+closed+"/INBOX?tls=none --smtp smtp://casebook:"+smtpPW+"@"+closed+"?tls=none"+
 			" --mail-from support@support.example --reply-address support@support.example --base-url http://"+web)
@@ -152,6 +152,18 @@ func TestServeExitsOnSIGTERM(t *testing.T) {
 			t.Errorf("log does not show %s stopping:\n%s", c, stderr.String())
 		}
 	}
+}
+
+// environWithout is the environment without the variables that start with prefix, so
+// that a setting of the shell running the tests cannot change the process under test.
+func environWithout(prefix string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, prefix) {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 func freeAddr(t *testing.T) string {
