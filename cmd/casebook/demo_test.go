@@ -46,38 +46,14 @@ func (s *syncBuffer) String() string {
 // customer can log in with the printed temporary password and is made to change it,
 // and the metrics count the ingest. Nothing secret or from a file reaches the log.
 func TestDemo(t *testing.T) {
-	admin := pgtest.URL(t) // skips, or fails in CI, without PostgreSQL
-	name := "casebook_demo_test_" + strings.ToLower(filepath.Base(t.TempDir()))
-	name = strings.NewReplacer("-", "_", ".", "_").Replace(name)
-	t.Cleanup(func() { dropTestDatabase(t, admin, name) })
-	webAddr, adminAddr, dataDir := freeAddr(t), freeAddr(t), t.TempDir()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pr, pw := io.Pipe()
-	var stderr syncBuffer
-	exit := make(chan int, 1)
-	go func() {
-		exit <- run(ctx, []string{"demo", "--json", "--database-url", admin, "--demo-database", name,
-			"--http", webAddr, "--admin", adminAddr, "--data-dir", dataDir}, pw, &stderr)
-		pw.Close()
-	}()
-
-	var rep demoReport
-	line, err := bufio.NewReader(pr).ReadBytes('\n')
-	if err != nil {
-		t.Fatalf("demo printed nothing: %v\n%s", err, stderr.String())
-	}
-	go io.Copy(io.Discard, pr)
-	if err := json.Unmarshal(line, &rep); err != nil {
-		t.Fatalf("demo output %q: %v", line, err)
-	}
+	d := startDemo(t)
+	rep, admin, name, adminAddr := d.rep, d.admin, d.name, d.adminAddr
 
 	t.Run("summary", func(t *testing.T) {
 		if rep.Ingested != 3 || rep.Attachments != 5 || rep.Notifications != 3 || rep.Quarantined != 0 {
 			t.Errorf("summary %q, want 3 replies, 5 attachments, 3 notifications", rep.Summary)
 		}
-		if len(rep.Cases) != 3 || rep.Web != "http://"+webAddr+"/" || rep.Database != name {
+		if len(rep.Cases) != 3 || !strings.HasPrefix(rep.Web, "http://127.0.0.1:") || rep.Database != name {
 			t.Errorf("report %+v", rep)
 		}
 	})
@@ -174,22 +150,90 @@ func TestDemo(t *testing.T) {
 		}
 	})
 
-	cancel()
-	select {
-	case code := <-exit:
-		if code != 0 {
-			t.Errorf("demo exited %d after Ctrl-C:\n%s", code, stderr.String())
-		}
-	case <-time.After(shutdownTimeout + 5*time.Second):
-		t.Fatal("demo still running after its context ended")
-	}
-
-	log := stderr.String()
+	log := d.stop(t)
 	for _, secret := range []string{rep.TemporaryPassword, rep.StaffPassword, demoMailboxPw, "all values within range", "2026-01-05,121,79"} {
 		if strings.Contains(log, secret) {
 			t.Errorf("the log holds %q", secret)
 		}
 	}
+	// Not a terminal: one JSON object a line.
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		var rec struct{ Time, Level, Msg string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Level == "" || rec.Msg == "" {
+			t.Errorf("log line %q is not a JSON record: %v", line, err)
+			break
+		}
+	}
+}
+
+// TestDemoOwnMail feeds the demo a directory of .eml files: a stranger's mail is
+// quarantined, and the summary says so.
+func TestDemoOwnMail(t *testing.T) {
+	dir := t.TempDir()
+	stranger := "From: eve@elsewhere.example\r\nTo: support@support.example\r\nSubject: Re: [CASE-000001] results\r\n" +
+		"Message-ID: <own-1@elsewhere.example>\r\nDate: Mon, 5 Jan 2026 10:00:00 +0000\r\n\r\nHere.\r\n"
+	if err := os.WriteFile(filepath.Join(dir, "stranger.eml"), []byte(stranger), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDemo(t, "--eml", dir)
+	if d.rep.Ingested != 3 || d.rep.Quarantined != 1 {
+		t.Errorf("summary %q, want 3 replies ingested and 1 quarantined", d.rep.Summary)
+	}
+	d.stop(t)
+}
+
+// runningDemo is a demo started by startDemo.
+type runningDemo struct {
+	rep                    demoReport
+	admin, name, adminAddr string
+	cancel                 context.CancelFunc
+	exit                   chan int
+	stderr                 *syncBuffer
+}
+
+// startDemo runs `casebook demo --json` on its own database and ports and returns once
+// it has printed its report.
+func startDemo(t *testing.T, args ...string) *runningDemo {
+	t.Helper()
+	admin := pgtest.URL(t) // skips, or fails in CI, without PostgreSQL
+	name := "casebook_demo_test_" + strings.ToLower(filepath.Base(t.TempDir()))
+	name = strings.NewReplacer("-", "_", ".", "_").Replace(name)
+	t.Cleanup(func() { dropTestDatabase(t, admin, name) })
+	webAddr, adminAddr, dataDir := freeAddr(t), freeAddr(t), t.TempDir()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	pr, pw := io.Pipe()
+	d := &runningDemo{admin: admin, name: name, adminAddr: adminAddr, cancel: cancel, exit: make(chan int, 1), stderr: &syncBuffer{}}
+	go func() {
+		d.exit <- run(ctx, append([]string{"demo", "--json", "--database-url", admin, "--demo-database", name,
+			"--http", webAddr, "--admin", adminAddr, "--data-dir", dataDir}, args...), pw, d.stderr)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadBytes('\n')
+	if err != nil {
+		t.Fatalf("demo printed nothing: %v\n%s", err, d.stderr.String())
+	}
+	go io.Copy(io.Discard, pr)
+	if err := json.Unmarshal(line, &d.rep); err != nil {
+		t.Fatalf("demo output %q: %v", line, err)
+	}
+	return d
+}
+
+// stop ends the demo as Ctrl-C does and returns its log.
+func (d *runningDemo) stop(t *testing.T) string {
+	t.Helper()
+	d.cancel()
+	select {
+	case code := <-d.exit:
+		if code != 0 {
+			t.Errorf("demo exited %d after Ctrl-C:\n%s", code, d.stderr.String())
+		}
+	case <-time.After(shutdownTimeout + 5*time.Second):
+		t.Fatal("demo still running after its context ended")
+	}
+	return d.stderr.String()
 }
 
 // dbName is the database named by a PostgreSQL URL.
