@@ -260,3 +260,17 @@ func dropTestDatabase(t *testing.T, admin, name string) {
 		t.Error(err)
 	}
 }
+
+// TestDemoDropsOnlyDemoDatabases checks the demo refuses to recreate a database whose
+// name does not mark it as a demo's, before it connects to anything.
+func TestDemoDropsOnlyDemoDatabases(t *testing.T) {
+	for _, name := range []string{"casebook", "postgres", "demo_casebook", "Casebook_demo"} {
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"demo", "--demo-database", name, "--database-url", "postgres://postgres@127.0.0.1:1/x?sslmode=disable"}, &stdout, &stderr)
+			if code != 2 || !strings.Contains(stderr.String(), "must start with casebook_demo") {
+				t.Errorf("exit %d, stderr %q", code, stderr.String())
+			}
+		})
+	}
+}
