@@ -225,6 +225,7 @@ type Summary struct {
 	Notifications int `json:"owner_notifications_sent"`
 }
 
+// String words the summary as the demo prints it.
 func (s Summary) String() string {
 	out := fmt.Sprintf("%s ingested, %s stored, %s sent", plural(s.Ingested, "reply", "replies"),
 		plural(s.Attachments, "attachment", "attachments"), plural(s.Notifications, "owner notification", "owner notifications"))
