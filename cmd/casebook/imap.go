@@ -40,6 +40,7 @@ type imapProcessor struct {
 var _ imap.Quarantiner = imapProcessor{}
 
 func (p imapProcessor) Quarantine(ctx context.Context, loc ingest.Location, raw io.ReadSeeker, reason string) (ingest.Result, error) {
+	p.m.Quarantined("failed_repeatedly")
 	return p.mail.Quarantine(ctx, loc, raw, reason)
 }
 
