@@ -244,9 +244,7 @@ func TestServeShutdownWithIngestInFlight(t *testing.T) {
 	}
 
 	first := serve(func(a postgres.Activity) bool { return a.Updates >= 1 })
-	if first.Updates >= replies {
-		t.Logf("all %d replies were in before the stop; nothing was in flight", replies)
-	}
+	t.Logf("stopped with %d of %d replies committed", first.Updates, replies)
 	final := serve(func(a postgres.Activity) bool { return a.Updates >= replies })
 	if final.Updates != replies || final.Attachments != replies || final.Quarantined != 0 {
 		t.Errorf("after the restart: %+v, want %d updates with one file each and no quarantine", final, replies)
