@@ -48,8 +48,6 @@ type demoOptions struct {
 	database string
 	mbox     string
 	emlDir   string
-	// ready, when set, is called with the summary once start-up is done (tests).
-	ready func(demoReport)
 }
 
 // demoReport is what the demo prints after its start-up.
@@ -181,9 +179,6 @@ func runDemo(ctx context.Context, a *app, o demoOptions) error {
 		Attachments: act.Attachments, Notifications: act.MailsSent}
 	if err := a.print(rep, rep.human(delivered)); err != nil {
 		return err
-	}
-	if o.ready != nil {
-		o.ready(rep)
 	}
 	return <-done
 }
