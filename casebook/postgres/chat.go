@@ -52,7 +52,7 @@ func (s *Store) HoldChatFile(ctx context.Context, platform casebook.Source, work
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (platform, file_id) DO UPDATE SET workspace = EXCLUDED.workspace, channel = EXCLUDED.channel,
 			thread = EXCLUDED.thread, author_id = EXCLUDED.author_id, data = EXCLUDED.data, held_until = EXCLUDED.held_until`,
-		platform, workspace, channel, thread, authorID, fileID, []byte(data), until)
+		platform, workspace, channel, thread, authorID, fileID, string(data), until)
 	if err != nil {
 		return fmt.Errorf("hold %s file %s: %w", platform, fileID, err)
 	}

@@ -21,7 +21,7 @@ func enqueue(ctx context.Context, tx *sqlx.Tx, m casebook.OutboxMail) error {
 		data = []byte("{}")
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO outbox (kind, case_id, update_id, user_id, recipient, message_id, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, m.Kind, m.CaseID, m.UpdateID, m.UserID, m.Recipient, m.MessageID, data)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, m.Kind, m.CaseID, m.UpdateID, m.UserID, m.Recipient, m.MessageID, string(data))
 	if err != nil {
 		return fmt.Errorf("enqueue %s: %w", m.Kind, err)
 	}

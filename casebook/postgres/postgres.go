@@ -54,7 +54,7 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 func connect(ctx context.Context, dsn string) (*sqlx.DB, error) {
-	db, err := sqlx.Open("postgres", dsn)
+	db, err := sqlx.Open("postgres", withBinaryParameters(dsn))
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
 	}
@@ -68,6 +68,23 @@ func connect(ctx context.Context, dsn string) (*sqlx.DB, error) {
 		return nil, explain(dsn, err)
 	}
 	return db, nil
+}
+
+// withBinaryParameters asks lib/pq to send each parameterised query in one round
+// trip (Parse, Bind, Execute together) instead of first asking the server to describe
+// the statement: half the round trips on every query. []byte arguments then travel
+// as binary, so JSON is passed as string.
+func withBinaryParameters(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		return dsn
+	}
+	q := u.Query()
+	if q.Get("binary_parameters") == "" {
+		q.Set("binary_parameters", "yes")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // explain turns a connection failure into a sentence a person can act on.

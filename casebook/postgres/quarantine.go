@@ -65,7 +65,7 @@ func (s *Store) AddQuarantine(ctx context.Context, kind, reason string, u casebo
 			ON CONFLICT (source, external_id) DO UPDATE SET source = EXCLUDED.source
 			RETURNING id`,
 			kind, u.Source, u.ExternalID, reason, u.Meta["message_id"], u.Author.Value, u.Meta["subject"],
-			caseNumber, u.Meta["raw_blob"], u.Body, meta)
+			caseNumber, u.Meta["raw_blob"], u.Body, string(meta))
 		if err != nil {
 			return err
 		}

@@ -2,10 +2,10 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"casebook/casebook"
@@ -21,9 +21,38 @@ func (s *Store) UpdateIDByExternalID(ctx context.Context, source casebook.Source
 	return id, nil
 }
 
-// CommitUpdate stores an update, its attachments, the owner's notification and the
-// channel checkpoint in one transaction. A second update with the same (source,
-// external id) returns ErrDuplicate and changes nothing.
+// commitUpdateSQL is the whole commit in one statement, so it costs one round trip
+// and PostgreSQL's implicit transaction instead of seven. Each CTE after "c" runs only
+// when the update row was inserted, so a duplicate or a closed case changes nothing.
+// Locking the case row (FOR UPDATE) keeps a concurrent close from slipping in between
+// the status check and the insert.
+const commitUpdateSQL = `WITH c AS (
+	SELECT id, status FROM cases WHERE id = $1 FOR UPDATE
+), u AS (
+	INSERT INTO updates (case_id, source, external_id, author_user_id, author, body, meta)
+	SELECT c.id, $2, $3, $4, $5, $6, $7 FROM c WHERE c.status <> 'closed'
+	ON CONFLICT (source, external_id) DO NOTHING
+	RETURNING id
+), a AS (
+	INSERT INTO attachments (case_id, update_id, filename, content_type, size, sha256, blob_key, inline)
+	SELECT $1, u.id, f.* FROM u, unnest($8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::boolean[]) AS f
+), s AS (
+	UPDATE cases SET updated_at = now(), attachment_count = attachment_count + $14,
+		status = CASE WHEN $15 AND cases.status = 'resolved' THEN 'open' ELSE cases.status END
+	FROM u WHERE cases.id = $1
+), o AS (
+	INSERT INTO outbox (kind, case_id, update_id, user_id, recipient, message_id, data)
+	SELECT m.kind, m.case_id, u.id, m.user_id, m.recipient, m.message_id, COALESCE(m.data, '{}')
+	FROM u, jsonb_to_recordset($16::jsonb) AS m(kind text, case_id bigint, user_id bigint, recipient text, message_id text, data jsonb)
+), k AS (
+	INSERT INTO checkpoints (channel, key, value) SELECT $17, $18, $19 FROM u WHERE $17 <> ''
+	ON CONFLICT (channel, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
+)
+SELECT c.status, u.id FROM c LEFT JOIN u ON true`
+
+// CommitUpdate stores an update, its attachments, its mails (the owner's notification
+// among them) and the channel checkpoint atomically. A second update with the same
+// (source, external id) returns ErrDuplicate and changes nothing.
 func (s *Store) CommitUpdate(ctx context.Context, u casebook.NewUpdate) (int64, error) {
 	meta, err := json.Marshal(u.Meta)
 	if err != nil {
@@ -32,84 +61,43 @@ func (s *Store) CommitUpdate(ctx context.Context, u casebook.NewUpdate) (int64, 
 	if u.Meta == nil {
 		meta = []byte("{}")
 	}
-	var id int64
-	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		// Lock the case row: a concurrent close must not slip in between the check and the insert.
-		var status casebook.Status
-		if err := tx.GetContext(ctx, &status, `SELECT status FROM cases WHERE id = $1 FOR UPDATE`, u.CaseID); err != nil {
-			return notFound(err, casebook.ErrCaseNotFound)
-		}
-		if status == casebook.StatusClosed {
-			return casebook.ErrCaseClosed
-		}
-		rows, err := tx.QueryContext(ctx, `INSERT INTO updates (case_id, source, external_id, author_user_id, author, body, meta)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (source, external_id) DO NOTHING RETURNING id`,
-			u.CaseID, u.Source, u.ExternalID, u.AuthorUserID, u.Author, u.Body, meta)
-		if err != nil {
-			return err
-		}
-		if !rows.Next() {
-			rows.Close()
-			return casebook.ErrDuplicate
-		}
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		rows.Close()
-		if len(u.Attachments) > 0 {
-			if err := insertAttachments(ctx, tx, u.CaseID, id, u.Attachments); err != nil {
-				return err
-			}
-		}
-		newStatus := status
-		if u.Reopen && status == casebook.StatusResolved {
-			newStatus = casebook.StatusOpen
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE cases SET updated_at = now(), status = $2, attachment_count = attachment_count + $3 WHERE id = $1`,
-			u.CaseID, newStatus, len(u.Attachments)); err != nil {
-			return err
-		}
-		if u.Notify != nil {
-			n := *u.Notify
-			n.UpdateID = &id
-			if err := enqueue(ctx, tx, n); err != nil {
-				return err
-			}
-		}
-		for _, m := range u.Mails {
-			m.UpdateID = &id
-			if err := enqueue(ctx, tx, m); err != nil {
-				return err
-			}
-		}
-		if u.Checkpoint != nil {
-			if err := saveCheckpoint(ctx, tx, *u.Checkpoint); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("commit update %s/%s: %w", u.Source, u.ExternalID, err)
+	mails := u.Mails
+	if u.Notify != nil {
+		mails = append([]casebook.OutboxMail{*u.Notify}, mails...)
 	}
-	return id, nil
-}
-
-// insertAttachments writes all rows in one statement: one round trip per update,
-// whatever the number of files.
-func insertAttachments(ctx context.Context, tx *sqlx.Tx, caseID, updateID int64, as []casebook.Attachment) error {
-	names := make([]string, len(as))
-	types := make([]string, len(as))
-	sizes := make([]int64, len(as))
-	sums := make([]string, len(as))
-	keys := make([]string, len(as))
-	inline := make([]bool, len(as))
+	if mails == nil {
+		mails = []casebook.OutboxMail{}
+	}
+	mailJSON, err := json.Marshal(mails)
+	if err != nil {
+		return 0, fmt.Errorf("commit update: mails: %w", err)
+	}
+	as := u.Attachments
+	names, types, sums, keys := make([]string, len(as)), make([]string, len(as)), make([]string, len(as)), make([]string, len(as))
+	sizes, inline := make([]int64, len(as)), make([]bool, len(as))
 	for i, a := range as {
 		names[i], types[i], sizes[i], sums[i], keys[i], inline[i] = a.Filename, a.ContentType, a.Size, a.SHA256, a.BlobKey, a.Inline
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO attachments (case_id, update_id, filename, content_type, size, sha256, blob_key, inline)
-		SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::boolean[])`,
-		caseID, updateID, pq.Array(names), pq.Array(types), pq.Array(sizes), pq.Array(sums), pq.Array(keys), pq.Array(inline))
-	return err
+	var cp casebook.Checkpoint
+	if u.Checkpoint != nil {
+		cp = *u.Checkpoint
+	}
+	var status casebook.Status
+	var id sql.NullInt64
+	err = s.db.QueryRowContext(ctx, commitUpdateSQL,
+		u.CaseID, u.Source, u.ExternalID, u.AuthorUserID, u.Author, u.Body, string(meta),
+		pq.Array(names), pq.Array(types), pq.Array(sizes), pq.Array(sums), pq.Array(keys), pq.Array(inline),
+		len(as), u.Reopen, string(mailJSON), cp.Channel, cp.Key, cp.Value,
+	).Scan(&status, &id)
+	switch {
+	case err != nil:
+		err = notFound(err, casebook.ErrCaseNotFound)
+	case id.Valid:
+		return id.Int64, nil
+	case status == casebook.StatusClosed:
+		err = casebook.ErrCaseClosed
+	default:
+		err = casebook.ErrDuplicate
+	}
+	return 0, fmt.Errorf("commit update %s/%s: %w", u.Source, u.ExternalID, err)
 }
