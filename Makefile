@@ -4,16 +4,16 @@ build:
 	go build -o bin/casebook ./cmd/casebook
 
 test:
-	scripts/test.sh
+	.ci/test.sh
 
 # The README's first command: PostgreSQL set up (or the way to do it said), then the
 # demo until Ctrl-C. ARGS passes flags on, e.g. make demo ARGS='--mbox my.mbox'.
 demo: build
-	scripts/ensure-postgres.sh
+	.ci/ensure-postgres.sh
 	bin/casebook demo $(ARGS)
 
 bench:
-	scripts/ensure-postgres.sh
+	.ci/ensure-postgres.sh
 	go test -run '^$$' -bench . -benchtime 2s ./...
 
 fmt:

@@ -14,7 +14,7 @@ import (
 
 	"casebook/casebook/postgres"
 	"casebook/casebook/postgres/pgtest"
-	"casebook/demo"
+	"casebook/cmd/casebook/demo"
 	"casebook/ingest/imap"
 )
 

@@ -19,7 +19,7 @@ import (
 	"casebook/casebook"
 	"casebook/casebook/postgres"
 	"casebook/casebook/web"
-	"casebook/demo"
+	"casebook/cmd/casebook/demo"
 )
 
 // demoDatabasePrefix guards the one DROP DATABASE casebook runs: the demo drops only a

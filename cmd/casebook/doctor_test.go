@@ -12,7 +12,7 @@ import (
 	"casebook/bots/slack"
 	"casebook/bots/slack/slacktest"
 	"casebook/casebook/postgres/pgtest"
-	"casebook/demo"
+	"casebook/cmd/casebook/demo"
 )
 
 func TestDoctorCommand(t *testing.T) {

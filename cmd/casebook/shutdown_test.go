@@ -23,7 +23,7 @@ import (
 	"casebook/casebook"
 	"casebook/casebook/postgres"
 	"casebook/casebook/postgres/pgtest"
-	"casebook/demo"
+	"casebook/cmd/casebook/demo"
 )
 
 // TestRunComponentsFinishesInFlightWork cancels serve's context (what SIGTERM does)

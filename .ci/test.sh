@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/ensure-postgres.sh
+.ci/ensure-postgres.sh
 
 missing=()
 command -v /usr/sbin/dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)

@@ -16,7 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/demo"
+	"casebook/cmd/casebook/demo"
 )
 
 var discard = slog.New(slog.DiscardHandler)
