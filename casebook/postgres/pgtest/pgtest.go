@@ -13,7 +13,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -73,6 +75,7 @@ func setup() {
 	if setupErr = admin.PingContext(ctx); setupErr != nil {
 		return
 	}
+	sweep(ctx)
 	template = uniqueName("casebook_tmpl")
 	if _, setupErr = admin.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(template)); setupErr != nil {
 		template = ""
@@ -168,4 +171,36 @@ func UnusedURL(t testing.TB) string {
 	name := uniqueName("casebook_test")
 	t.Cleanup(func() { dropDatabase(name) })
 	return URLFor(name)
+}
+
+// sweep drops databases this package made in test processes that died before their
+// cleanup ran (a timeout, a kill). Their names carry the creating process id; only
+// names of that shape whose process is gone on this machine are dropped, and only on a
+// loopback server, where "this machine" is the server's machine too.
+func sweep(ctx context.Context) {
+	u, err := url.Parse(AdminURL())
+	if err != nil || (u.Hostname() != "127.0.0.1" && u.Hostname() != "localhost" && u.Hostname() != "::1") {
+		return
+	}
+	var names []string
+	rows, err := admin.QueryContext(ctx, `SELECT datname FROM pg_database WHERE datname ~ '^casebook_(tmpl|test)_[0-9]+_[a-z0-9]+$'`)
+	if err != nil {
+		return
+	}
+	for rows.Next() {
+		var n string
+		if rows.Scan(&n) == nil {
+			names = append(names, n)
+		}
+	}
+	rows.Close()
+	for _, n := range names {
+		pid, err := strconv.Atoi(strings.Split(n, "_")[2])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
+			dropDatabase(n)
+		}
+	}
 }
