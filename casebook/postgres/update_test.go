@@ -347,12 +347,14 @@ func BenchmarkAddUpdate(b *testing.B) {
 	rand.Read(att)
 	b.Run("AddUpdate_100KB", func(b *testing.B) {
 		b.SetBytes(int64(len(att)))
+		// -count reruns this function on the same database: keep its ids apart.
+		run := rand.Text()
 		i := 0
 		for b.Loop() {
 			i++
 			// A distinct file each time, so every iteration writes a new blob.
 			copy(att, fmt.Sprintf("%020d", i))
-			out, err := f.svc.AddUpdate(ctx, f.update(fmt.Sprint("bench-", i), file("scan.bin", att)))
+			out, err := f.svc.AddUpdate(ctx, f.update(fmt.Sprint("bench-", run, i), file("scan.bin", att)))
 			if err != nil || out.Result != casebook.ResultAdded {
 				b.Fatal(out, err)
 			}
@@ -361,7 +363,7 @@ func BenchmarkAddUpdate(b *testing.B) {
 	})
 	b.Run("BareInsert", func(b *testing.B) {
 		db := f.st.DB()
-		if _, err := db.Exec(`CREATE TABLE bench_bare (id bigserial PRIMARY KEY, v text NOT NULL)`); err != nil {
+		if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS bench_bare (id bigserial PRIMARY KEY, v text NOT NULL)`); err != nil {
 			b.Fatal(err)
 		}
 		for b.Loop() {
