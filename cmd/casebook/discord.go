@@ -32,11 +32,7 @@ func (a *app) discordComponents(ctx context.Context) ([]component, error) {
 	if d.Token == "" {
 		return nil, nil
 	}
-	st, err := a.store(ctx)
-	if err != nil {
-		return nil, err
-	}
-	svc, err := a.svc(ctx)
+	st, svc, _, err := a.core(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -73,15 +73,7 @@ func (a *app) processor(ctx context.Context) (*ingest.MailProcessor, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := a.store(ctx)
-	if err != nil {
-		return nil, err
-	}
-	svc, err := a.svc(ctx)
-	if err != nil {
-		return nil, err
-	}
-	bl, err := a.blobStore()
+	st, svc, bl, err := a.core(ctx)
 	if err != nil {
 		return nil, err
 	}

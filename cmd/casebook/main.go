@@ -216,6 +216,16 @@ func (a *app) blobStore() (*blob.Dir, error) {
 	return d, nil
 }
 
+// core opens what every channel needs: the store, the domain service over it, and the
+// blob store.
+func (a *app) core(ctx context.Context) (*postgres.Store, *casebook.Service, *blob.Dir, error) {
+	svc, err := a.svc(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return a.st, svc, a.blobs, nil
+}
+
 // svc returns the domain service over the store and blob store.
 func (a *app) svc(ctx context.Context) (*casebook.Service, error) {
 	if a.service != nil {

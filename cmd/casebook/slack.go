@@ -48,11 +48,7 @@ func (a *app) slackComponents(ctx context.Context) ([]component, error) {
 	if c.AppToken == "" && a.cfg.Web.HTTP == "" {
 		return nil, errors.New("slack: the Events API needs the web page (--http), or use Socket Mode with --slack-app-token")
 	}
-	st, err := a.store(ctx)
-	if err != nil {
-		return nil, err
-	}
-	svc, err := a.svc(ctx)
+	st, svc, _, err := a.core(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -91,15 +91,7 @@ func (a *app) webComponents(ctx context.Context) ([]component, error) {
 	if err := a.cfg.validateWeb(); err != nil {
 		return nil, err
 	}
-	st, err := a.store(ctx)
-	if err != nil {
-		return nil, err
-	}
-	svc, err := a.svc(ctx)
-	if err != nil {
-		return nil, err
-	}
-	blobs, err := a.blobStore()
+	st, svc, blobs, err := a.core(ctx)
 	if err != nil {
 		return nil, err
 	}
