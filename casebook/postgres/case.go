@@ -67,7 +67,7 @@ func (s *Store) OpenCase(ctx context.Context, nc NewCase, mails ...func(c casebo
 // CaseByNumber finds a case by its number.
 func (s *Store) CaseByNumber(ctx context.Context, number int64) (casebook.Case, error) {
 	var c casebook.Case
-	err := s.db.GetContext(ctx, &c, `SELECT `+caseColumns+caseJoins+` WHERE c.number = $1`, number)
+	err := s.hot.GetContext(ctx, &c, `SELECT `+caseColumns+caseJoins+` WHERE c.number = $1`, number)
 	if err != nil {
 		return c, fmt.Errorf("case %d: %w", number, notFound(err, casebook.ErrCaseNotFound))
 	}
@@ -132,7 +132,7 @@ func (s *Store) Cases(ctx context.Context, f CaseFilter) ([]casebook.Case, error
 	}
 	q += " ORDER BY c.updated_at DESC, c.id DESC LIMIT " + arg(f.Limit)
 	var cs []casebook.Case
-	if err := s.db.SelectContext(ctx, &cs, q, args...); err != nil {
+	if err := s.hot.SelectContext(ctx, &cs, q, args...); err != nil {
 		return nil, fmt.Errorf("list cases: %w", err)
 	}
 	return cs, nil
@@ -141,7 +141,7 @@ func (s *Store) Cases(ctx context.Context, f CaseFilter) ([]casebook.Case, error
 // Timeline returns a case's updates, oldest first, each with its attachments.
 func (s *Store) Timeline(ctx context.Context, caseID int64) ([]casebook.TimelineEntry, error) {
 	var es []casebook.TimelineEntry
-	if err := s.db.SelectContext(ctx, &es, `SELECT id, source, external_id, author_user_id, author, body, created_at
+	if err := s.hot.SelectContext(ctx, &es, `SELECT id, source, external_id, author_user_id, author, body, created_at
 		FROM updates WHERE case_id = $1 ORDER BY created_at, id`, caseID); err != nil {
 		return nil, fmt.Errorf("timeline of case %d: %w", caseID, err)
 	}
@@ -164,7 +164,7 @@ const attachmentColumns = `a.id, a.case_id, a.update_id, a.filename, a.content_t
 // AttachmentsForCase lists a case's attachments, oldest first.
 func (s *Store) AttachmentsForCase(ctx context.Context, caseID int64) ([]casebook.Attachment, error) {
 	var as []casebook.Attachment
-	if err := s.db.SelectContext(ctx, &as, `SELECT `+attachmentColumns+` FROM attachments a JOIN updates u ON u.id = a.update_id
+	if err := s.hot.SelectContext(ctx, &as, `SELECT `+attachmentColumns+` FROM attachments a JOIN updates u ON u.id = a.update_id
 		WHERE a.case_id = $1 ORDER BY a.id`, caseID); err != nil {
 		return nil, fmt.Errorf("attachments of case %d: %w", caseID, err)
 	}

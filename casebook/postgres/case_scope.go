@@ -15,7 +15,7 @@ const scopeCondition = `((%[1]s <> 0 AND c.org_id = %[1]s) OR (%[2]s <> 0 AND c.
 // A case outside the scope is casebook.ErrCaseNotFound, like one that does not exist.
 func (s *Store) CaseInScope(ctx context.Context, number, orgID, ownerID int64) (casebook.Case, error) {
 	var c casebook.Case
-	err := s.db.GetContext(ctx, &c, `SELECT `+caseColumns+caseJoins+` WHERE c.number = $1 AND `+
+	err := s.hot.GetContext(ctx, &c, `SELECT `+caseColumns+caseJoins+` WHERE c.number = $1 AND `+
 		fmt.Sprintf(scopeCondition, "$2::bigint", "$3::bigint"), number, orgID, ownerID)
 	if err != nil {
 		return c, fmt.Errorf("case %d: %w", number, notFound(err, casebook.ErrCaseNotFound))
@@ -30,7 +30,7 @@ func (s *Store) AttachmentInScope(ctx context.Context, id, orgID, ownerID int64)
 		casebook.Attachment
 		Number int64 `db:"number"`
 	}
-	err := s.db.GetContext(ctx, &row, `SELECT `+attachmentColumns+`, c.number FROM attachments a
+	err := s.hot.GetContext(ctx, &row, `SELECT `+attachmentColumns+`, c.number FROM attachments a
 		JOIN updates u ON u.id = a.update_id JOIN cases c ON c.id = a.case_id
 		WHERE a.id = $1 AND `+fmt.Sprintf(scopeCondition, "$2::bigint", "$3::bigint"), id, orgID, ownerID)
 	if err != nil {

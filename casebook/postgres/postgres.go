@@ -21,6 +21,8 @@ import (
 // Store is casebook's PostgreSQL store.
 type Store struct {
 	db *sqlx.DB
+	// hot runs the frequent reads through prepared statements.
+	hot *stmtCache
 }
 
 var _ casebook.UpdateStore = (*Store)(nil)
@@ -39,14 +41,17 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, hot: &stmtCache{db: db}}, nil
 }
 
 // DB returns the underlying handle, for adapters that keep their own tables.
 func (s *Store) DB() *sqlx.DB { return s.db }
 
 // Close closes the pool.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.hot.close()
+	return s.db.Close()
+}
 
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error {

@@ -14,7 +14,7 @@ import (
 // UpdateIDByExternalID finds an update by its channel key.
 func (s *Store) UpdateIDByExternalID(ctx context.Context, source casebook.Source, externalID string) (int64, error) {
 	var id int64
-	err := s.db.GetContext(ctx, &id, `SELECT id FROM updates WHERE source = $1 AND external_id = $2`, source, externalID)
+	err := s.hot.GetContext(ctx, &id, `SELECT id FROM updates WHERE source = $1 AND external_id = $2`, source, externalID)
 	if err != nil {
 		return 0, fmt.Errorf("update %s/%s: %w", source, externalID, notFound(err, casebook.ErrNotFound))
 	}

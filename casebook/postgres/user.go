@@ -63,7 +63,7 @@ func (s *Store) AddUser(ctx context.Context, nu NewUser) (casebook.User, error) 
 // UserByID finds a user.
 func (s *Store) UserByID(ctx context.Context, id int64) (casebook.User, error) {
 	var u casebook.User
-	err := s.db.GetContext(ctx, &u, `SELECT `+userColumns+` FROM users u WHERE u.id = $1`, id)
+	err := s.hot.GetContext(ctx, &u, `SELECT `+userColumns+` FROM users u WHERE u.id = $1`, id)
 	if err != nil {
 		return u, fmt.Errorf("user %d: %w", id, notFound(err, casebook.ErrUserNotFound))
 	}
@@ -86,7 +86,7 @@ func (s *Store) UserByIdentity(ctx context.Context, kind casebook.IdentityKind, 
 		value = strings.ToLower(strings.TrimSpace(value))
 	}
 	var u casebook.User
-	err := s.db.GetContext(ctx, &u, `SELECT `+userColumns+` FROM identities i JOIN users u ON u.id = i.user_id
+	err := s.hot.GetContext(ctx, &u, `SELECT `+userColumns+` FROM identities i JOIN users u ON u.id = i.user_id
 		WHERE i.kind = $1 AND i.value = $2`, kind, value)
 	if err != nil {
 		return u, fmt.Errorf("user for %s %s: %w", kind, value, notFound(err, casebook.ErrUserNotFound))
