@@ -25,6 +25,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"casebook/casebook/doctor"
+	"casebook/casebook/outbox"
 	"casebook/casebook/postgres"
 	"casebook/casebook/postgres/pgtest"
 )
@@ -312,21 +313,22 @@ func TestSMTP(t *testing.T) {
 	plain := smtpServer(t, nil, false)
 	starttls := smtpServer(t, srvTLS, false)
 	implicit := smtpServer(t, srvTLS, true)
-	server := func(addr string, sec doctor.Security, pass string) doctor.SMTPServer {
-		return doctor.SMTPServer{Addr: addr, Security: sec, Username: "casebook@support.test", Password: pass, TLSConfig: cliTLS}
+	// The probe is the outbox worker's own dialer: the doctor checks what it would do.
+	server := func(addr string, sec outbox.Security, pass string) doctor.SMTPProbe {
+		return &outbox.Dialer{Addr: addr, Security: sec, Username: "casebook@support.test", Password: pass, TLSConfig: cliTLS}
 	}
 	tests := []struct {
 		name   string
-		s      doctor.SMTPServer
+		s      doctor.SMTPProbe
 		status doctor.Status
 		detail string
 	}{
-		{"working", server(plain, doctor.NoTLS, "s3cret"), doctor.OK, "no mail sent"},
-		{"working with STARTTLS", server(starttls, doctor.StartTLS, "s3cret"), doctor.OK, "(STARTTLS); no mail sent"},
-		{"working with TLS", server(implicit, doctor.ImplicitTLS, "s3cret"), doctor.OK, "(TLS); no mail sent"},
-		{"wrong password", server(starttls, doctor.StartTLS, "nope"), doctor.Fail, "refused the login"},
-		{"STARTTLS not offered", server(plain, doctor.StartTLS, "s3cret"), doctor.Fail, "STARTTLS with"},
-		{"closed port", server(closedAddr(t), doctor.StartTLS, "s3cret"), doctor.Fail, "cannot connect"},
+		{"working", server(plain, outbox.NoTLS, "s3cret"), doctor.OK, "no mail sent"},
+		{"working with STARTTLS", server(starttls, outbox.StartTLS, "s3cret"), doctor.OK, "reached casebook@support.test@starttls 127.0.0.1"},
+		{"working with TLS", server(implicit, outbox.ImplicitTLS, "s3cret"), doctor.OK, "reached casebook@support.test@tls 127.0.0.1"},
+		{"wrong password", server(starttls, outbox.StartTLS, "nope"), doctor.Fail, "refused the login"},
+		{"STARTTLS not offered", server(plain, outbox.StartTLS, "s3cret"), doctor.Fail, "STARTTLS with the server failed"},
+		{"closed port", server(closedAddr(t), outbox.StartTLS, "s3cret"), doctor.Fail, "cannot connect"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { expect(t, doctor.SMTP(tt.s), tt.status, tt.detail) })

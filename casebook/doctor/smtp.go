@@ -2,102 +2,55 @@ package doctor
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
-// SMTPServer is the submission server casebook sends through.
-type SMTPServer struct {
-	Addr     string
-	Security Security
-	Username string
-	Password string
-	// LocalName is the name sent in EHLO.
-	LocalName string
-	// TLSConfig, when set, replaces the system roots (tests use their own CA).
-	TLSConfig *tls.Config
+// SMTPProbe opens a submission session the way the outbox worker does (connect, TLS,
+// EHLO, AUTH) and quits without offering a mail; outbox.Dialer is one. Errors from a
+// step of the session carry Stage() ("tls", "starttls", "ehlo", "auth").
+type SMTPProbe interface {
+	Probe(ctx context.Context) error
+	// String names the server without its password.
+	String() string
 }
 
-// SMTP connects, secures the connection (refusing a server that does not offer
-// STARTTLS when it is required) and logs in, then quits without offering a mail.
-func SMTP(s SMTPServer) Check {
+// SMTP checks the submission server casebook sends through and says what to fix.
+func SMTP(p SMTPProbe) Check {
 	return Check{Name: "smtp", Run: func(ctx context.Context) (string, error) {
-		host, _, err := net.SplitHostPort(s.Addr)
-		if err != nil {
-			return "", fmt.Errorf("smtp address %q: %w", s.Addr, err)
+		err := p.Probe(ctx)
+		if err == nil {
+			return fmt.Sprintf("reached %s, secured and logged in as configured; no mail sent", p), nil
 		}
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", s.Addr)
-		if err != nil {
-			return "", fmt.Errorf("cannot connect to %s: is the host and port right, and open from here? (%w)", s.Addr, err)
-		}
-		// go-smtp has no context: closing the connection ends a hung command.
-		stop := context.AfterFunc(ctx, func() { conn.Close() })
-		defer stop()
-		cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-		if s.TLSConfig != nil {
-			cfg = s.TLSConfig.Clone()
-			if cfg.ServerName == "" {
-				cfg.ServerName = host
-			}
-		}
-		var c *smtp.Client
-		how := "no TLS"
-		switch s.Security {
-		case ImplicitTLS:
-			tc := tls.Client(conn, cfg)
-			if err := tc.HandshakeContext(ctx); err != nil {
-				conn.Close()
-				return "", fmt.Errorf("TLS with %s failed: is it the implicit-TLS port (465), and is its certificate valid for %s? (%w)", s.Addr, host, err)
-			}
-			c, how = smtp.NewClient(tc), "TLS"
-		case StartTLS:
-			c, err = smtp.NewClientStartTLS(conn, cfg)
-			if err != nil {
-				conn.Close()
-				return "", fmt.Errorf("STARTTLS with %s failed: does the server offer it (port 587), and is its certificate valid for %s? (%w)", s.Addr, host, err)
-			}
-			how = "STARTTLS"
-		case NoTLS:
-			c = smtp.NewClient(conn)
-		default:
-			conn.Close()
-			return "", fmt.Errorf("smtp: unknown security %q", s.Security)
-		}
-		defer c.Close()
-		local := s.LocalName
-		if local == "" {
-			local = "localhost"
-		}
-		if err := c.Hello(local); err != nil {
-			return "", fmt.Errorf("%s did not accept EHLO: %w", s.Addr, err)
-		}
-		if s.Username == "" {
-			c.Quit()
-			return fmt.Sprintf("connected to %s (%s), no login configured", s.Addr, how), nil
-		}
-		var auth sasl.Client
-		switch {
-		case c.SupportsAuth(sasl.Plain):
-			auth = sasl.NewPlainClient("", s.Username, s.Password)
-		case c.SupportsAuth(sasl.Login):
-			auth = sasl.NewLoginClient(s.Username, s.Password)
-		default:
-			return "", fmt.Errorf("%s offers neither AUTH PLAIN nor LOGIN here (%s): use the submission port with TLS", s.Addr, how)
-		}
-		if err := c.Auth(auth); err != nil {
-			var se *smtp.SMTPError
-			if errors.As(err, &se) {
-				return "", fmt.Errorf("%s refused the login of %q: check the user and password (%d %s)", s.Addr, s.Username, se.Code, se.Message)
-			}
-			return "", fmt.Errorf("login to %s: %w", s.Addr, err)
-		}
-		c.Quit()
-		return fmt.Sprintf("logged in to %s as %s (%s); no mail sent", s.Addr, s.Username, how), nil
+		return "", fmt.Errorf("%s: %s (%w)", p, smtpHint(err), err)
 	}}
+}
+
+// smtpHint turns the step that failed into what to check.
+func smtpHint(err error) string {
+	var staged interface{ Stage() string }
+	var se *smtp.SMTPError
+	var opErr *net.OpError
+	stage := ""
+	if errors.As(err, &staged) {
+		stage = staged.Stage()
+	}
+	switch {
+	case stage == "auth" && errors.As(err, &se):
+		return "the server refused the login: check the user and password"
+	case stage == "auth":
+		return "no usable login: use the submission port with TLS, where AUTH PLAIN or LOGIN is offered"
+	case stage == "tls":
+		return "TLS with the server failed: is it the implicit-TLS port (465), and is its certificate valid for the host?"
+	case stage == "starttls":
+		return "STARTTLS with the server failed: does it offer STARTTLS (port 587), and is its certificate valid for the host?"
+	case stage == "ehlo":
+		return "the server did not accept EHLO"
+	case errors.As(err, &opErr):
+		return "cannot connect: is the host and port right, and open from here?"
+	}
+	return "the session failed"
 }

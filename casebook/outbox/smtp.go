@@ -139,6 +139,30 @@ type sessionError struct {
 func (e *sessionError) Error() string { return e.stage + ": " + e.err.Error() }
 func (e *sessionError) Unwrap() error { return e.err }
 
+// stageError says which step of opening a session failed, so that `casebook doctor`
+// can say what to fix without parsing messages.
+type stageError struct {
+	stage string
+	err   error
+}
+
+func (e *stageError) Error() string { return e.stage + ": " + e.err.Error() }
+func (e *stageError) Unwrap() error { return e.err }
+
+// Stage names the step: tls, starttls, ehlo or auth.
+func (e *stageError) Stage() string { stage, _, _ := strings.Cut(e.stage, " "); return stage }
+
+// Probe opens a session as the worker does (connect, TLS, EHLO, AUTH) and quits
+// without offering a mail: what `casebook doctor` checks.
+func (d *Dialer) Probe(ctx context.Context) error {
+	c, err := d.dial(ctx)
+	if err != nil {
+		return err
+	}
+	c.close()
+	return nil
+}
+
 // Dial connects, secures the connection as configured and logs in.
 func (d *Dialer) Dial(ctx context.Context) (*conn, error) {
 	c, err := d.dial(ctx)
@@ -172,7 +196,7 @@ func (d *Dialer) dial(ctx context.Context) (*conn, error) {
 		tc := tls.Client(raw, cfg)
 		if err := tc.HandshakeContext(dctx); err != nil {
 			raw.Close()
-			return nil, fmt.Errorf("tls: %w", err)
+			return nil, &stageError{"tls", err}
 		}
 		raw = tc
 	}
@@ -185,7 +209,7 @@ func (d *Dialer) dial(ctx context.Context) (*conn, error) {
 		// NewClientStartTLS refuses a server that does not offer STARTTLS.
 		if c, err = smtp.NewClientStartTLS(raw, cfg); err != nil {
 			raw.Close()
-			return nil, fmt.Errorf("starttls: %w", err)
+			return nil, &stageError{"starttls", err}
 		}
 	} else {
 		c = smtp.NewClient(raw)
@@ -198,7 +222,7 @@ func (d *Dialer) dial(ctx context.Context) (*conn, error) {
 	}
 	if err := c.Hello(local); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("ehlo: %w", err)
+		return nil, &stageError{"ehlo", err}
 	}
 	if d.Username != "" {
 		var mech sasl.Client
@@ -209,11 +233,11 @@ func (d *Dialer) dial(ctx context.Context) (*conn, error) {
 			mech = sasl.NewLoginClient(d.Username, d.Password)
 		default:
 			c.Close()
-			return nil, errors.New("server offers neither AUTH PLAIN nor AUTH LOGIN")
+			return nil, &stageError{"auth", errors.New("server offers neither AUTH PLAIN nor AUTH LOGIN")}
 		}
 		if err := c.Auth(mech); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("auth as %s: %w", d.Username, err)
+			return nil, &stageError{"auth as " + d.Username, err}
 		}
 	}
 	return &conn{c: c, raw: raw}, nil

@@ -112,8 +112,7 @@ func (a *app) smtpCheck() doctor.Check {
 	if a.cfg.Outbox.SMTPPassword != "" {
 		d.Password = a.cfg.Outbox.SMTPPassword
 	}
-	return doctor.SMTP(doctor.SMTPServer{Addr: d.Addr, Security: doctor.Security(d.Security), Username: d.Username,
-		Password: d.Password, LocalName: d.LocalName, TLSConfig: d.TLSConfig})
+	return doctor.SMTP(d)
 }
 
 // imapCheck checks a --imap mailbox as the poller reaches it. The filing folders are

@@ -35,9 +35,9 @@ func TestDoctorCommand(t *testing.T) {
 		want []string
 	}{
 		{"working", pgtest.URL(t), "smtp://" + sink.Addr + "?tls=none", 0,
-			[]string{"ok    postgres", "ok    clock", "ok    blobs", "ok    smtp      connected to " + sink.Addr}},
+			[]string{"ok    postgres", "ok    clock", "ok    blobs", "ok    smtp      reached none " + sink.Addr}},
 		{"database and SMTP down", "postgres://postgres:pw@" + closed + "/casebook?sslmode=disable", "smtp://casebook:pw@" + closed + "?tls=none", 1,
-			[]string{"FAIL  postgres  cannot reach PostgreSQL at " + closed, "ok    blobs", "FAIL  smtp      cannot connect to " + closed}},
+			[]string{"FAIL  postgres  cannot reach PostgreSQL at " + closed, "ok    blobs", "FAIL  smtp      casebook@none " + closed + ": cannot connect"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
