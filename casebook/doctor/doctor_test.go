@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
@@ -28,6 +29,7 @@ import (
 	"casebook/casebook/outbox"
 	"casebook/casebook/postgres"
 	"casebook/casebook/postgres/pgtest"
+	imapmailbox "casebook/ingest/imap"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -234,35 +236,44 @@ func TestIMAP(t *testing.T) {
 	plain := imapServer(t, nil, rev1)
 	starttls := imapServer(t, srvTLS, rev1)
 	noIdle := oldIMAPServer(t)
-	box := func(addr string, sec doctor.Security) doctor.Mailbox {
-		return doctor.Mailbox{Name: "support INBOX", Addr: addr, Security: sec, Username: "support@acme.test", Password: "s3cret",
-			Folder: "INBOX", Folders: []string{"Processed"}, TLSConfig: cliTLS}
+	// The mailbox connects with the poller's own code: the doctor checks what it would do.
+	box := func(addr, scheme, query string) doctor.Mailbox {
+		m, err := imapmailbox.ParseURL(scheme + "://support%40acme.test:s3cret@" + addr + "/INBOX" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return doctor.Mailbox{Name: "support INBOX", Folder: "INBOX", Folders: []string{"Processed"},
+			Connect: func(ctx context.Context) (*imapclient.Client, error) { return m.Connect(ctx, cliTLS) }}
+	}
+	wrongPassword := func(addr string) doctor.Mailbox {
+		m, err := imapmailbox.ParseURL("imap://support%40acme.test:nope@" + addr + "/INBOX?tls=none")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return doctor.Mailbox{Name: "support INBOX", Folder: "INBOX",
+			Connect: func(ctx context.Context) (*imapclient.Client, error) { return m.Connect(ctx, nil) }}
 	}
 	tests := []struct {
 		name   string
-		m      func(doctor.Mailbox) doctor.Mailbox
-		addr   string
-		sec    doctor.Security
+		m      doctor.Mailbox
 		status doctor.Status
 		detail string
 	}{
-		{"working", nil, plain, doctor.NoTLS, doctor.OK, "folders present, IDLE supported"},
-		{"working with STARTTLS", nil, starttls, doctor.StartTLS, doctor.OK, "(STARTTLS), folders present"},
-		{"wrong password", func(m doctor.Mailbox) doctor.Mailbox { m.Password = "nope"; return m }, plain, doctor.NoTLS, doctor.Fail, "refused the login"},
-		{"missing folder", func(m doctor.Mailbox) doctor.Mailbox { m.Folders = []string{"Processed", "Quarantine"}; return m }, plain, doctor.NoTLS, doctor.Fail, "Quarantine do not exist"},
-		{"no STARTTLS offered", nil, plain, doctor.StartTLS, doctor.Fail, "STARTTLS with"},
-		{"TLS on a plain port", nil, plain, doctor.ImplicitTLS, doctor.Fail, "TLS with"},
-		{"closed port", nil, closedAddr(t), doctor.NoTLS, doctor.Fail, "cannot connect"},
-		{"no IDLE", nil, noIdle, doctor.NoTLS, doctor.Warn, "lacks IDLE"},
+		{"working", box(plain, "imap", "?tls=none"), doctor.OK, "folders present, IDLE supported"},
+		{"working with STARTTLS", box(starttls, "imap", ""), doctor.OK, "folders present, IDLE supported"},
+		{"wrong password", wrongPassword(plain), doctor.Fail, "refused the login"},
+		{"missing folder", func() doctor.Mailbox {
+			m := box(plain, "imap", "?tls=none")
+			m.Folders = []string{"Processed", "Quarantine"}
+			return m
+		}(), doctor.Fail, "Quarantine do not exist"},
+		{"no STARTTLS offered", box(plain, "imap", ""), doctor.Fail, "STARTTLS with"},
+		{"TLS on a plain port", box(plain, "imaps", ""), doctor.Fail, "TLS with"},
+		{"closed port", box(closedAddr(t), "imap", "?tls=none"), doctor.Fail, "cannot connect"},
+		{"no IDLE", box(noIdle, "imap", "?tls=none"), doctor.Warn, "lacks IDLE"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m := box(tt.addr, tt.sec)
-			if tt.m != nil {
-				m = tt.m(m)
-			}
-			expect(t, doctor.IMAP(m), tt.status, tt.detail)
-		})
+		t.Run(tt.name, func(t *testing.T) { expect(t, doctor.IMAP(tt.m), tt.status, tt.detail) })
 	}
 }
 

@@ -2,72 +2,42 @@ package doctor
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 )
 
-// Security is how a connection is protected.
-type Security string
-
-// The connection security modes, as the mail adapters name them.
-const (
-	ImplicitTLS Security = "tls"
-	StartTLS    Security = "starttls"
-	NoTLS       Security = "none"
-)
-
 // Mailbox is an IMAP mailbox casebook polls.
 type Mailbox struct {
-	// Name labels the check, e.g. the mailbox's user and folder.
-	Name     string
-	Addr     string
-	Security Security
-	Username string
-	Password string
-	// Folder is the mailbox polled; Folders are the ones mail is filed into.
+	// Name labels the check: the mailbox URL without its password.
+	Name string
+	// Folder is the mailbox polled; Folders must exist too.
 	Folder  string
 	Folders []string
-	// TLSConfig, when set, replaces the system roots (tests use their own CA).
-	TLSConfig *tls.Config
-	// Login, when set, logs in instead of LOGIN with Username and Password (the
-	// poller's own way, which may be XOAUTH2).
-	Login func(c *imapclient.Client) error
+	// Connect connects, secures the connection and logs in the way the poller does
+	// (imap.Mailbox.Connect). Its errors carry Stage(): connect, tls, starttls or login.
+	Connect func(ctx context.Context) (*imapclient.Client, error)
 }
 
-// IMAP connects to the mailbox's server, secures the connection, logs in, and checks
-// the folders exist and the server offers IDLE (RFC 2177), without which new mail
-// waits for the next poll.
+// IMAP logs in to the mailbox as the poller does, and checks the folders exist and the
+// server offers IDLE (RFC 2177), without which new mail waits for the next poll.
 func IMAP(m Mailbox) Check {
 	return Check{Name: "imap " + m.Name, Run: func(ctx context.Context) (string, error) {
-		c, err := dialIMAP(ctx, m)
+		c, err := m.Connect(ctx)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("%s (%w)", imapHint(err), err)
 		}
 		defer c.Close()
 		// imapclient has no context: closing the connection ends a hung command.
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		defer stop()
 
-		login := m.Login
-		if login == nil {
-			login = func(c *imapclient.Client) error { return c.Login(m.Username, m.Password).Wait() }
-		}
-		if err := login(c); err != nil {
-			var ie *imap.Error
-			if errors.As(err, &ie) {
-				return "", fmt.Errorf("%s refused the login of %q: check the user and password (%s)", m.Addr, m.Username, ie.Text)
-			}
-			return "", fmt.Errorf("login to %s: %w", m.Addr, err)
-		}
 		list, err := c.List("", "*", nil).Collect()
 		if err != nil {
-			return "", fmt.Errorf("list folders on %s: %w", m.Addr, err)
+			return "", fmt.Errorf("list folders: %w", err)
 		}
 		have := map[string]bool{}
 		for _, l := range list {
@@ -83,55 +53,34 @@ func IMAP(m Mailbox) Check {
 			}
 		}
 		if len(missing) > 0 {
-			return "", fmt.Errorf("logged in to %s, but folder(s) %s do not exist: create them or fix the mailbox URL", m.Addr, strings.Join(missing, ", "))
+			return "", fmt.Errorf("logged in, but folder(s) %s do not exist: create them or fix the mailbox URL", strings.Join(missing, ", "))
 		}
 		caps := c.Caps()
 		c.Logout().Wait()
-		how := map[Security]string{ImplicitTLS: "TLS", StartTLS: "STARTTLS", NoTLS: "no TLS"}[m.Security]
 		if !caps.Has(imap.CapIdle) {
-			return "", Warning("logged in to %s (%s), folders present, but the server lacks IDLE: new mail waits for the next poll", m.Addr, how)
+			return "", Warning("logged in, folders present, but the server lacks IDLE: new mail waits for the next poll")
 		}
-		return fmt.Sprintf("logged in to %s (%s), folders present, IDLE supported", m.Addr, how), nil
+		return "logged in, folders present, IDLE supported", nil
 	}}
 }
 
-func dialIMAP(ctx context.Context, m Mailbox) (*imapclient.Client, error) {
-	host, _, err := net.SplitHostPort(m.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("imap address %q: %w", m.Addr, err)
+// imapHint turns the step that failed into what to check.
+func imapHint(err error) string {
+	var staged interface{ Stage() string }
+	stage := ""
+	if errors.As(err, &staged) {
+		stage = staged.Stage()
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", m.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("cannot connect to %s: is the host and port right, and open from here? (%w)", m.Addr, err)
+	var ie *imap.Error
+	switch {
+	case stage == "login" && errors.As(err, &ie):
+		return "the server refused the login: check the user and password (or the XOAUTH2 token)"
+	case stage == "login":
+		return "login failed"
+	case stage == "tls":
+		return "TLS with the server failed: is it the implicit-TLS port (993), and is its certificate valid for the host?"
+	case stage == "starttls":
+		return "STARTTLS with the server failed: does it offer STARTTLS, and is its certificate valid for the host?"
 	}
-	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if m.TLSConfig != nil {
-		cfg = m.TLSConfig.Clone()
-		if cfg.ServerName == "" {
-			cfg.ServerName = host
-		}
-	}
-	opts := &imapclient.Options{TLSConfig: cfg}
-	switch m.Security {
-	case ImplicitTLS:
-		tc := tls.Client(conn, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("TLS with %s failed: is it the implicit-TLS port (993), and is its certificate valid for %s? (%w)", m.Addr, host, err)
-		}
-		return imapclient.New(tc, opts), nil
-	case StartTLS:
-		stop := context.AfterFunc(ctx, func() { conn.Close() })
-		defer stop()
-		c, err := imapclient.NewStartTLS(conn, opts)
-		if err != nil {
-			return nil, fmt.Errorf("STARTTLS with %s failed: does the server offer it, and is its certificate valid for %s? (%w)", m.Addr, host, err)
-		}
-		return c, nil
-	case NoTLS:
-		return imapclient.New(conn, opts), nil
-	}
-	conn.Close()
-	return nil, fmt.Errorf("imap: unknown security %q", m.Security)
+	return "cannot connect: is the host and port right, and open from here?"
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"casebook/bots/slack"
 	"casebook/casebook/doctor"
 	"casebook/casebook/outbox"
@@ -122,8 +124,8 @@ func imapCheck(raw string) doctor.Check {
 	if err != nil {
 		return configProblem("imap", fmt.Errorf("--imap: %w", err))
 	}
-	sec := map[imap.Security]doctor.Security{imap.TLS: doctor.ImplicitTLS, imap.StartTLS: doctor.StartTLS, imap.Plain: doctor.NoTLS}[m.Security]
-	return doctor.IMAP(doctor.Mailbox{Name: m.String(), Addr: m.Addr, Security: sec, Username: m.Username, Folder: m.Name, Login: m.Login})
+	return doctor.IMAP(doctor.Mailbox{Name: m.String(), Folder: m.Name,
+		Connect: func(ctx context.Context) (*imapclient.Client, error) { return m.Connect(ctx, nil) }})
 }
 
 // configProblem is a check that fails with a configuration error found while building it.

@@ -34,27 +34,39 @@ func (p *Poller) dial(ctx context.Context, wake chan<- struct{}) (*imapclient.Cl
 			},
 		},
 	}
+	host, _, _ := net.SplitHostPort(m.Addr)
 	if opts.TLSConfig == nil {
-		host, _, _ := net.SplitHostPort(m.Addr)
 		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	} else if opts.TLSConfig.ServerName == "" {
+		// Verify the certificate against the host dialled, as tls.Dial would.
+		opts.TLSConfig = opts.TLSConfig.Clone()
+		opts.TLSConfig.ServerName = host
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	var (
-		c   *imapclient.Client
-		err error
+		c     *imapclient.Client
+		err   error
+		stage = "connect"
 	)
 	switch m.Security {
 	case TLS:
 		var conn net.Conn
-		conn, err = (&tls.Dialer{Config: opts.TLSConfig}).DialContext(dctx, "tcp", m.Addr)
+		conn, err = (&net.Dialer{}).DialContext(dctx, "tcp", m.Addr)
 		if err == nil {
-			c = imapclient.New(conn, opts)
+			stage = "tls"
+			tc := tls.Client(conn, opts.TLSConfig)
+			if err = tc.HandshakeContext(dctx); err != nil {
+				conn.Close()
+			} else {
+				c = imapclient.New(tc, opts)
+			}
 		}
 	case StartTLS:
 		var conn net.Conn
 		conn, err = (&net.Dialer{}).DialContext(dctx, "tcp", m.Addr)
 		if err == nil {
+			stage = "starttls"
 			// NewStartTLS fails when the server refuses STARTTLS: no silent downgrade.
 			c, err = imapclient.NewStartTLS(conn, opts)
 			if err != nil {
@@ -69,14 +81,27 @@ func (p *Poller) dial(ctx context.Context, wake chan<- struct{}) (*imapclient.Cl
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", m.Addr, err)
+		return nil, &stageError{stage, fmt.Errorf("connect %s: %w", m.Addr, err)}
 	}
 	if err := p.login(c); err != nil {
 		c.Close()
-		return nil, err
+		return nil, &stageError{"login", err}
 	}
 	return c, nil
 }
+
+// stageError says which step of opening a session failed (connect, tls, starttls,
+// login), so that `casebook doctor` can say what to fix without parsing messages.
+type stageError struct {
+	stage string
+	err   error
+}
+
+func (e *stageError) Error() string { return e.err.Error() }
+func (e *stageError) Unwrap() error { return e.err }
+
+// Stage names the step that failed.
+func (e *stageError) Stage() string { return e.stage }
 
 func (p *Poller) login(c *imapclient.Client) error {
 	m := p.cfg.Mailbox

@@ -1,11 +1,18 @@
 package imap
 
-import "github.com/emersion/go-imap/v2/imapclient"
+import (
+	"context"
+	"crypto/tls"
 
-// Login logs c in to the mailbox the way the poller does (LOGIN with the password, or
-// XOAUTH2 with the access token, read from password_file when one is named), for
-// checks outside the poller such as `casebook doctor`.
-func (m Mailbox) Login(c *imapclient.Client) error {
-	p := &Poller{cfg: Config{Mailbox: m}}
-	return p.login(c)
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// Connect connects, secures the connection and logs in to the mailbox exactly as the
+// poller does (LOGIN, or XOAUTH2 with the token from password_file), for checks
+// outside the poller such as `casebook doctor`. tlsConfig, when set, replaces the
+// system roots. A failure carries Stage(): connect, tls, starttls or login.
+func (m Mailbox) Connect(ctx context.Context, tlsConfig *tls.Config) (*imapclient.Client, error) {
+	p := &Poller{cfg: Config{Mailbox: m, TLSConfig: tlsConfig}}
+	// No wake channel: a nil channel makes dial's non-blocking send a no-op.
+	return p.dial(ctx, nil)
 }
