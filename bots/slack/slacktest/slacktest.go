@@ -150,9 +150,6 @@ func (s *Server) SetScopes(bot, app []string) {
 	s.mu.Unlock()
 }
 
-// URL is the server's base URL.
-func (s *Server) URL() string { return s.srv.URL }
-
 // APIURL is what slack.OptionAPIURL takes.
 func (s *Server) APIURL() string { return s.srv.URL + "/api/" }
 
