@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,6 +104,10 @@ type CaseCursor struct {
 }
 
 // Cases lists cases by most recent activity, newest first, one keyset page at a time.
+// With several statuses each gets its own ordered, limited branch of a UNION ALL: one
+// status at a time, PostgreSQL walks the index (org_id or owner_id, status, updated_at
+// DESC, id DESC) in order and stops after a page however many cases match, where an
+// IN list would sort every matching row.
 func (s *Store) Cases(ctx context.Context, f CaseFilter) ([]casebook.Case, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 50
@@ -116,21 +121,30 @@ func (s *Store) Cases(ctx context.Context, f CaseFilter) ([]casebook.Case, error
 	if f.OwnerID != 0 {
 		where = append(where, "c.owner_id = "+arg(f.OwnerID))
 	}
-	if len(f.Statuses) > 0 {
-		sts := make([]string, len(f.Statuses))
-		for i, st := range f.Statuses {
-			sts[i] = arg(string(st))
-		}
-		where = append(where, "c.status IN ("+strings.Join(sts, ", ")+")")
-	}
 	if f.After != nil {
 		where = append(where, "(c.updated_at, c.id) < ("+arg(f.After.UpdatedAt)+", "+arg(f.After.ID)+")")
 	}
-	q := `SELECT ` + caseColumns + caseJoins
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
+	limit := arg(f.Limit)
+	branch := func(cond []string) string {
+		q := `SELECT ` + caseColumns + caseJoins
+		if len(cond) > 0 {
+			q += " WHERE " + strings.Join(cond, " AND ")
+		}
+		return q + " ORDER BY c.updated_at DESC, c.id DESC LIMIT " + limit
 	}
-	q += " ORDER BY c.updated_at DESC, c.id DESC LIMIT " + arg(f.Limit)
+	var q string
+	switch len(f.Statuses) {
+	case 0:
+		q = branch(where)
+	case 1:
+		q = branch(append(where, "c.status = "+arg(string(f.Statuses[0]))))
+	default:
+		parts := make([]string, len(f.Statuses))
+		for i, st := range f.Statuses {
+			parts[i] = "(" + branch(append(slices.Clip(where), "c.status = "+arg(string(st)))) + ")"
+		}
+		q = "SELECT * FROM (" + strings.Join(parts, " UNION ALL ") + ") AS page ORDER BY updated_at DESC, id DESC LIMIT " + limit
+	}
 	var cs []casebook.Case
 	if err := s.hot.SelectContext(ctx, &cs, q, args...); err != nil {
 		return nil, fmt.Errorf("list cases: %w", err)

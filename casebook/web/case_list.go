@@ -1,10 +1,8 @@
 package web
 
 import (
-	"cmp"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,10 +13,7 @@ import (
 // pageSize is the number of cases a list page shows.
 const pageSize = 25
 
-// tabs maps a tab to its statuses. Each status is fetched with its own keyset query
-// and the pages merged: with one status per query, PostgreSQL walks the index
-// (org_id, status, updated_at DESC, id DESC) in order and stops after a page, however
-// many cases an org has; an IN list would sort every matching row.
+// tabs maps a tab to its statuses.
 var tabs = map[string][]casebook.Status{
 	"open":     {casebook.StatusOpen, casebook.StatusPending},
 	"resolved": {casebook.StatusResolved, casebook.StatusClosed},
@@ -35,21 +30,11 @@ func (s *Server) caseList(w http.ResponseWriter, r *http.Request, v viewer) {
 		after = &c
 	}
 	org, owner := v.scope()
-	var all []casebook.Case
-	for _, st := range tabs[tab] {
-		cs, err := s.store.CasePage(ctx, CaseQuery{OrgID: org, OwnerID: owner, Status: st, After: after, Limit: pageSize + 1})
-		if err != nil {
-			s.serverError(w, r, "case list", err)
-			return
-		}
-		all = append(all, cs...)
+	all, err := s.store.CasePage(ctx, CaseQuery{OrgID: org, OwnerID: owner, Statuses: tabs[tab], After: after, Limit: pageSize + 1})
+	if err != nil {
+		s.serverError(w, r, "case list", err)
+		return
 	}
-	slices.SortFunc(all, func(a, b casebook.Case) int {
-		if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.ID, a.ID)
-	})
 	p := CaseListPage{
 		Layout: Layout{Title: "Cases", User: &v.User, Flash: s.sessions.PopString(ctx, keyFlash)},
 		Tab:    tab,

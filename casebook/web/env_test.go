@@ -39,7 +39,7 @@ type pgStore struct {
 }
 
 func (s pgStore) CasePage(ctx context.Context, q web.CaseQuery) ([]casebook.Case, error) {
-	f := postgres.CaseFilter{OrgID: q.OrgID, OwnerID: q.OwnerID, Statuses: []casebook.Status{q.Status}, Limit: q.Limit}
+	f := postgres.CaseFilter{OrgID: q.OrgID, OwnerID: q.OwnerID, Statuses: q.Statuses, Limit: q.Limit}
 	if q.After != nil {
 		f.After = &postgres.CaseCursor{UpdatedAt: q.After.UpdatedAt, ID: q.After.ID}
 	}

@@ -64,7 +64,8 @@ type Store interface {
 type CaseQuery struct {
 	OrgID   int64
 	OwnerID int64
-	Status  casebook.Status
+	// Statuses are the statuses of the tab, merged into one page.
+	Statuses []casebook.Status
 	// After is the last row of the previous page.
 	After *Cursor
 	Limit int
