@@ -157,15 +157,28 @@ type memServer struct {
 
 func startMem(t testing.TB, caps imap.CapSet) *memServer {
 	t.Helper()
+	mem := aliceMem(t)
+	return &memServer{addr: serveMem(t, caps, func() imapserver.Session { return mem.NewSession() })}
+}
+
+// aliceMem is an in-memory store with the user alice (password pw) and her INBOX.
+func aliceMem(t testing.TB) *imapmemserver.Server {
+	t.Helper()
 	mem := imapmemserver.New()
 	u := imapmemserver.NewUser("alice", "pw")
 	if err := u.Create("INBOX", nil); err != nil {
 		t.Fatal(err)
 	}
 	mem.AddUser(u)
+	return mem
+}
+
+// serveMem serves sessions from newSession on a loopback port until t ends.
+func serveMem(t testing.TB, caps imap.CapSet, newSession func() imapserver.Session) string {
+	t.Helper()
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
+			return newSession(), nil, nil
 		},
 		Caps:         caps,
 		InsecureAuth: true,
@@ -177,7 +190,7 @@ func startMem(t testing.TB, caps imap.CapSet) *memServer {
 	}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	return &memServer{addr: l.Addr().String()}
+	return l.Addr().String()
 }
 
 type discardLogger struct{}

@@ -2,14 +2,12 @@ package imap_test
 
 import (
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
 )
 
@@ -43,28 +41,9 @@ type saslServer func([]byte) ([]byte, bool, error)
 func (f saslServer) Next(resp []byte) ([]byte, bool, error) { return f(resp) }
 
 func startOAuthMem(t testing.TB, token string) string {
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser("alice", "pw")
-	if err := u.Create("INBOX", nil); err != nil {
-		t.Fatal(err)
-	}
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &oauthSession{Session: mem.NewSession(), token: token}, nil, nil
-		},
-		// The wrapper hides the session's MOVE.
-		Caps:         withoutMove,
-		InsecureAuth: true,
-		Logger:       discardLogger{},
-	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
+	mem := aliceMem(t)
+	// The wrapper hides the session's MOVE.
+	return serveMem(t, withoutMove, func() imapserver.Session { return &oauthSession{Session: mem.NewSession(), token: token} })
 }
 
 func TestXOAUTH2(t *testing.T) {
