@@ -167,12 +167,30 @@ func runDemo(ctx context.Context, a *app, o demoOptions) error {
 	done := make(chan error, 1)
 	go func() { done <- runComponents(ctx, a, append(comps, admin...)) }()
 
-	act, err := waitForDemo(ctx, st, delivered, done)
-	if ctx.Err() != nil {
+	activity := func(ctx context.Context) (postgres.Activity, error) {
+		return st.ActivityOf(ctx, string(casebook.SourceEmail), string(casebook.MailOwnerNotification))
+	}
+	return a.settleDemo(ctx, activity, delivered, done, rep)
+}
+
+// settleDemo waits for the demo's mail to be handled, prints the summary, and runs
+// until the components stop. done yields the components' result exactly once, so
+// whichever step receives it must be the one that returns it.
+func (a *app) settleDemo(ctx context.Context, activity func(context.Context) (postgres.Activity, error), delivered int, done <-chan error, rep demoReport) error {
+	act, stopped, err := waitForDemo(ctx, activity, delivered, done)
+	switch {
+	case stopped && ctx.Err() != nil:
+		// Stopped (Ctrl-C) during start-up, and the components have finished.
+		return err
+	case stopped:
+		if err == nil {
+			err = errors.New("components stopped")
+		}
+		return fmt.Errorf("demo stopped before its mail was handled: %w", err)
+	case ctx.Err() != nil:
 		// Stopped (Ctrl-C) during start-up: let the components finish.
 		return <-done
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
 	rep.Summary = demo.Summary{Ingested: act.Updates, Quarantined: act.Quarantined + act.Ignored,
@@ -292,28 +310,26 @@ func deliverDemoMail(imapSrv *demo.IMAPServer, cases []demo.Case, own [][]byte) 
 }
 
 // waitForDemo waits until every delivered message went to a case or the quarantine
-// and every owner notification queued for them was sent, or demoSettle passes.
-func waitForDemo(ctx context.Context, st *postgres.Store, delivered int, done <-chan error) (postgres.Activity, error) {
+// and every owner notification queued for them was sent, or demoSettle passes. When
+// the components stop first, it returns their result with stopped set.
+func waitForDemo(ctx context.Context, activity func(context.Context) (postgres.Activity, error), delivered int, done <-chan error) (act postgres.Activity, stopped bool, err error) {
 	deadline := time.After(demoSettle)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		act, err := st.ActivityOf(ctx, string(casebook.SourceEmail), string(casebook.MailOwnerNotification))
+		act, err := activity(ctx)
 		if err != nil {
-			return act, err
+			return act, false, err
 		}
 		if act.Updates+act.Quarantined+act.Ignored >= delivered && act.MailsSent >= act.MailsQueued {
-			return act, nil
+			return act, false, nil
 		}
 		select {
 		case err := <-done:
-			if err == nil {
-				err = ctx.Err()
-			}
-			return act, fmt.Errorf("demo stopped before its mail was handled: %w", err)
+			return act, true, err
 		case <-deadline:
 			// Report what happened so far rather than nothing: the log says why.
-			return act, nil
+			return act, false, nil
 		case <-tick.C:
 		}
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"casebook/casebook/postgres"
 	"casebook/casebook/postgres/pgtest"
 )
 
@@ -270,6 +271,38 @@ func TestDemoDropsOnlyDemoDatabases(t *testing.T) {
 			code := run(context.Background(), []string{"demo", "--demo-database", name, "--database-url", "postgres://postgres@127.0.0.1:1/x?sslmode=disable"}, &stdout, &stderr)
 			if code != 2 || !strings.Contains(stderr.String(), "must start with casebook_demo") {
 				t.Errorf("exit %d, stderr %q", code, stderr.String())
+			}
+		})
+	}
+}
+
+// TestDemoStoppedDuringStartExits stops the demo in the moment between start and its
+// summary, in each order the stop can be seen: the components finish first, or a query
+// is cancelled first. Either way the demo returns instead of waiting for a result that
+// was already taken.
+func TestDemoStoppedDuringStartExits(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		activity func(context.Context) (postgres.Activity, error)
+	}{
+		{"components finish first", func(context.Context) (postgres.Activity, error) { return postgres.Activity{}, nil }},
+		{"query cancelled first", func(ctx context.Context) (postgres.Activity, error) { return postgres.Activity{}, ctx.Err() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			done := make(chan error, 1)
+			done <- nil
+			a := &app{stdout: io.Discard, stderr: io.Discard}
+			returned := make(chan error, 1)
+			go func() { returned <- a.settleDemo(ctx, tc.activity, 3, done, demoReport{}) }()
+			select {
+			case err := <-returned:
+				if err != nil {
+					t.Errorf("settleDemo after a stop: %v, want nil", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the demo did not return after it was stopped")
 			}
 		})
 	}
