@@ -30,6 +30,22 @@ var errTypeRefused = errors.New("this kind of file is not accepted")
 // errNoFiles marks an upload form sent without a file.
 var errNoFiles = errors.New("no file was chosen")
 
+// errUploadRead marks a request body that broke off or is not valid multipart: the
+// client's fault (a malformed or interrupted upload), answered 400, never the server's.
+var errUploadRead = fmt.Errorf("%w: the upload could not be read", casebook.ErrInvalidInput)
+
+// bodyReader marks read errors of an upload's part as errUploadRead, so that they
+// stay the client's fault when they surface from deep in the blob store.
+type bodyReader struct{ r io.Reader }
+
+func (b bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = fmt.Errorf("%w: %w", errUploadRead, err)
+	}
+	return n, err
+}
+
 // upload adds the files of a multipart request to a case through the one write path.
 // The parts are streamed (never ParseMultipartForm, which would spool them to disk):
 // each file goes from the socket through the type check and the size cap into the
@@ -86,12 +102,12 @@ func (s *Server) multipartFiles(mr *multipart.Reader) casebook.FileSeq {
 				return nil
 			}
 			if err != nil {
-				return fmt.Errorf("read upload: %w", err)
+				return fmt.Errorf("%w: %w", errUploadRead, err)
 			}
 			// A file input left empty still sends a part, with an empty filename.
 			if p.FormName() != "files" || p.FileName() == "" {
 				if _, err := io.Copy(io.Discard, io.LimitReader(p, maxFormBytes)); err != nil {
-					return fmt.Errorf("read upload: %w", err)
+					return fmt.Errorf("%w: %w", errUploadRead, err)
 				}
 				continue
 			}
@@ -99,10 +115,10 @@ func (s *Server) multipartFiles(mr *multipart.Reader) casebook.FileSeq {
 			if n > s.opt.MaxFiles {
 				return fmt.Errorf("%w: at most %d files at a time", casebook.ErrTooManyFiles, s.opt.MaxFiles)
 			}
-			br := bufio.NewReaderSize(p, sniffLen)
+			br := bufio.NewReaderSize(bodyReader{p}, sniffLen)
 			head, err := br.Peek(sniffLen)
 			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
-				return fmt.Errorf("read upload: %w", err)
+				return err
 			}
 			name := norm.NFC.String(p.FileName())
 			if len(head) == 0 {
@@ -145,20 +161,21 @@ func (c *capReader) Read(p []byte) (int, error) {
 // uploadRefused shows the case again with what went wrong.
 func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer, c casebook.Case, err error) {
 	var tooBig *http.MaxBytesError
-	status, msg := http.StatusInternalServerError, ""
+	// reason goes to the log instead of err, whose text names the files (PHI).
+	status, msg, reason := http.StatusInternalServerError, "", ""
 	switch {
 	case errors.Is(err, casebook.ErrTooLarge), errors.As(err, &tooBig):
-		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("A file is larger than %s. Nothing was added.", humanBytes(s.opt.MaxFileSize))
+		status, msg, reason = http.StatusRequestEntityTooLarge, fmt.Sprintf("A file is larger than %s. Nothing was added.", humanBytes(s.opt.MaxFileSize)), "too_large"
 	case errors.Is(err, casebook.ErrTooManyFiles):
-		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("Add at most %d files at a time. Nothing was added.", s.opt.MaxFiles)
+		status, msg, reason = http.StatusRequestEntityTooLarge, fmt.Sprintf("Add at most %d files at a time. Nothing was added.", s.opt.MaxFiles), "too_many_files"
 	case errors.Is(err, errTypeRefused):
-		status, msg = http.StatusUnsupportedMediaType, "One of the files is of a kind we do not accept (documents, images, scans and text are fine). Nothing was added."
+		status, msg, reason = http.StatusUnsupportedMediaType, "One of the files is of a kind we do not accept (documents, images, scans and text are fine). Nothing was added.", "file_type_not_allowed"
 	case errors.Is(err, errNoFiles):
-		status, msg = http.StatusBadRequest, "Choose at least one file."
+		status, msg, reason = http.StatusBadRequest, "Choose at least one file.", "no_files"
 	case errors.Is(err, casebook.ErrCaseClosed):
-		status, msg = http.StatusConflict, "This case is closed. Open a new case to send more files."
+		status, msg, reason = http.StatusConflict, "This case is closed. Open a new case to send more files.", "case_closed"
 	case errors.Is(err, casebook.ErrInvalidInput):
-		status, msg = http.StatusBadRequest, "The upload could not be read (an empty file, or an interrupted transfer). Nothing was added."
+		status, msg, reason = http.StatusBadRequest, "The upload could not be read (an empty file, or an interrupted transfer). Nothing was added.", "unreadable"
 	}
 	ref := s.opt.Refs.Format(c.Number)
 	outcome := "refused"
@@ -173,7 +190,7 @@ func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer,
 		s.serverError(w, r, "upload", err)
 		return
 	}
-	s.log.InfoContext(r.Context(), "upload refused", "case", ref, "user", v.User.ID, slog.Any("error", err))
+	s.log.InfoContext(r.Context(), "upload refused", "case", ref, "user", v.User.ID, "reason", reason)
 	p, perr := s.casePageData(r, v, c)
 	if perr != nil {
 		s.serverError(w, r, "case page", perr)

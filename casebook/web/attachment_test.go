@@ -6,11 +6,13 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"casebook/casebook"
@@ -210,4 +212,55 @@ func TestDownloadChecksSHA256(t *testing.T) {
 	if strings.Join(outcomes, " ") != "success integrity_failure success integrity_failure" {
 		t.Errorf("download audit outcomes = %q", outcomes)
 	}
+}
+
+// TestMalformedUpload sends multipart bodies that break off or do not parse: each is
+// the client's fault, a 400 that adds nothing and logs no filename.
+func TestMalformedUpload(t *testing.T) {
+	const secret = "hiv-test-results-jane-doe.pdf"
+	part := "--b0undary\r\nContent-Disposition: form-data; name=\"files\"; filename=\"" + secret +
+		"\"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4\n" + strings.Repeat("x", 5000)
+	for _, tc := range []struct{ name, body string }{
+		{"cut off in a file", part},
+		{"cut off before the first part", "--b0undary\r\nContent-Disposition: form-da"},
+		{"no boundary at all", "%PDF-1.4 not multipart\r\n"},
+		{"part header line too long", "--b0undary\r\nX: " + strings.Repeat("y", 20<<10) + "\r\n\r\nz\r\n--b0undary--\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs lockedBuffer
+			e := newEnv(t, func(o *web.Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+			before := e.count(`SELECT count(*) FROM attachments`)
+			c := e.loggedIn(e.alice.Email, alicePW)
+			req, _ := http.NewRequest("POST", e.ts.URL+"/cases/"+e.ref(e.case1)+"/attachments", strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "multipart/form-data; boundary=b0undary")
+			if r := c.do(req); r.StatusCode != http.StatusBadRequest {
+				t.Errorf("status %d, want 400", r.StatusCode)
+			}
+			if n := e.count(`SELECT count(*) FROM attachments`); n != before {
+				t.Errorf("%d attachments after a malformed upload, want %d", n, before)
+			}
+			if l := logs.String(); strings.Contains(l, "jane-doe") || strings.Contains(l, "level=ERROR") {
+				t.Errorf("log names the file or reports an error:\n%s", l)
+			}
+		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that the server's handlers may log into while the
+// test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
