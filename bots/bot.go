@@ -235,7 +235,7 @@ func (b *Bot) attach(ctx context.Context, log *slog.Logger, bind casebook.Bindin
 	log = log.With("case", b.refs.Format(number), "external_id", f.ID)
 	if max := b.cases.MaxFileSize(); f.Size > max {
 		log.InfoContext(ctx, "chat file refused", "reason", "too large", "size", f.Size)
-		return fmt.Sprintf("`%s` (%s) is larger than the %s limit: send a smaller file or split it.", name, FormatSize(f.Size), FormatSize(max)), nil
+		return fmt.Sprintf("`%s` (%s) is larger than the %s limit: send a smaller file or split it.", name, casebook.FormatSize(f.Size), casebook.FormatSize(max)), nil
 	}
 	idKind := casebook.IdentitySlack
 	if m.Platform == casebook.SourceDiscord {
@@ -275,7 +275,7 @@ func (b *Bot) attach(ctx context.Context, log *slog.Logger, bind casebook.Bindin
 		if len(out.Attachments) == 1 {
 			size = out.Attachments[0].Size
 		}
-		return fmt.Sprintf("Attached `%s` (%s) to %s — %s", name, FormatSize(size), b.refs.Format(c.Number), b.opt.Escape(c.Subject)), &c
+		return fmt.Sprintf("Attached `%s` (%s) to %s — %s", name, casebook.FormatSize(size), b.refs.Format(c.Number), b.opt.Escape(c.Subject)), &c
 	}
 	ref := b.refs.Format(number)
 	var pub *PublicError
@@ -292,7 +292,7 @@ func (b *Bot) attach(ctx context.Context, log *slog.Logger, bind casebook.Bindin
 		return fmt.Sprintf("%s is closed and takes no more files: ask your support contact to open a new case, then upload `%s` again.", ref, name), nil
 	case errors.Is(err, casebook.ErrTooLarge):
 		log.InfoContext(ctx, "chat file refused", "reason", "too large", slog.Any("error", err))
-		return fmt.Sprintf("`%s` is larger than the %s limit: send a smaller file or split it.", name, FormatSize(b.cases.MaxFileSize())), nil
+		return fmt.Sprintf("`%s` is larger than the %s limit: send a smaller file or split it.", name, casebook.FormatSize(b.cases.MaxFileSize())), nil
 	}
 	log.ErrorContext(ctx, "cannot attach chat file", slog.Any("error", err))
 	return fmt.Sprintf("`%s` was not attached because of an error on our side: please upload it again in a few minutes.", name), nil
@@ -348,21 +348,6 @@ func (b *Bot) failed(reply Reply, name string) Reply {
 // name makes a file name safe to show between backticks.
 func (b *Bot) name(s string) string {
 	return b.opt.Escape(strings.ReplaceAll(casebook.SanitizeFilename(s), "`", "'"))
-}
-
-// FormatSize prints a byte count in decimal units, as people read file sizes: 2.1 MB.
-func FormatSize(n int64) string {
-	if n < 1000 {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	v, unit := float64(n)/1000, "kB"
-	for _, u := range []string{"MB", "GB", "TB"} {
-		if v < 999.95 {
-			break
-		}
-		v, unit = v/1000, u
-	}
-	return fmt.Sprintf("%.1f %s", v, unit)
 }
 
 // CaseStatus answers the `/case CASE-000123` command in a channel: the case's status

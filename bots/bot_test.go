@@ -417,14 +417,3 @@ func TestRunPurgesExpired(t *testing.T) {
 		t.Errorf("Run = %v", err)
 	}
 }
-
-func TestFormatSize(t *testing.T) {
-	for n, want := range map[int64]string{
-		0: "0 bytes", 999: "999 bytes", 1000: "1.0 kB", 102400: "102.4 kB", 2_100_000: "2.1 MB",
-		999_949: "999.9 kB", 999_950: "1.0 MB", 25 << 20: "26.2 MB", 3_000_000_000: "3.0 GB",
-	} {
-		if got := bots.FormatSize(n); got != want {
-			t.Errorf("FormatSize(%d) = %q, want %q", n, got, want)
-		}
-	}
-}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"casebook/casebook"
 )
 
 // BlobDir checks that attachments can be written under dir (it writes, fsyncs and
@@ -37,24 +39,10 @@ func BlobDir(dir string, minFree, warnFree uint64) Check {
 		}
 		switch {
 		case free < minFree:
-			return "", fmt.Errorf("%s has %s free, less than the %s needed: free space or move --data-dir", dir, human(free), human(minFree))
+			return "", fmt.Errorf("%s has %s free, less than the %s needed: free space or move --data-dir", dir, casebook.FormatSize(int64(free)), casebook.FormatSize(int64(minFree)))
 		case free < warnFree:
-			return "", Warning("%s has only %s free: attachments will soon be refused", dir, human(free))
+			return "", Warning("%s has only %s free: attachments will soon be refused", dir, casebook.FormatSize(int64(free)))
 		}
-		return fmt.Sprintf("%s is writable, %s free", dir, human(free)), nil
+		return fmt.Sprintf("%s is writable, %s free", dir, casebook.FormatSize(int64(free))), nil
 	}}
-}
-
-// human prints a byte count in binary units.
-func human(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

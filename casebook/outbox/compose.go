@@ -43,7 +43,7 @@ type composer struct {
 }
 
 var funcs = map[string]any{
-	"size":    humanSize,
+	"size":    casebook.FormatSize,
 	"channel": channelName,
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
@@ -291,20 +291,6 @@ func headerText(s string) string {
 		n++
 	}
 	return b.String()
-}
-
-// humanSize prints a byte count the way file managers do (SI units).
-func humanSize(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
 
 func channelName(source string) string {

@@ -141,15 +141,3 @@ func TestComposeRefusesIncompleteRows(t *testing.T) {
 		})
 	}
 }
-
-func TestHumanSize(t *testing.T) {
-	tests := []struct {
-		n    int64
-		want string
-	}{{0, "0 bytes"}, {999, "999 bytes"}, {1000, "1.0 kB"}, {2500, "2.5 kB"}, {1234567, "1.2 MB"}, {25 << 30, "26.8 GB"}}
-	for _, tt := range tests {
-		if got := humanSize(tt.n); got != tt.want {
-			t.Errorf("humanSize(%d) = %q, want %q", tt.n, got, tt.want)
-		}
-	}
-}

@@ -165,7 +165,7 @@ func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer,
 	status, msg, reason := http.StatusInternalServerError, "", ""
 	switch {
 	case errors.Is(err, casebook.ErrTooLarge), errors.As(err, &tooBig):
-		status, msg, reason = http.StatusRequestEntityTooLarge, fmt.Sprintf("A file is larger than %s. Nothing was added.", humanBytes(s.opt.MaxFileSize)), "too_large"
+		status, msg, reason = http.StatusRequestEntityTooLarge, fmt.Sprintf("A file is larger than %s. Nothing was added.", casebook.FormatSize(s.opt.MaxFileSize)), "too_large"
 	case errors.Is(err, casebook.ErrTooManyFiles):
 		status, msg, reason = http.StatusRequestEntityTooLarge, fmt.Sprintf("Add at most %d files at a time. Nothing was added.", s.opt.MaxFiles), "too_many_files"
 	case errors.Is(err, errTypeRefused):

@@ -75,7 +75,7 @@ func TestUploadRefusalsLeaveNothing(t *testing.T) {
 		status int
 		says   string
 	}{
-		{"too large", []upFile{{"ok.pdf", fresh()}, {"big.pdf", big}}, http.StatusRequestEntityTooLarge, "larger than 4.0 KiB"},
+		{"too large", []upFile{{"ok.pdf", fresh()}, {"big.pdf", big}}, http.StatusRequestEntityTooLarge, "larger than 4.1 kB"},
 		{"too many", []upFile{{"a.pdf", fresh()}, {"b.pdf", fresh()}, {"c.pdf", fresh()}}, http.StatusRequestEntityTooLarge, "at most 2 files"},
 		{"executable", []upFile{{"ok.pdf", fresh()}, {"setup.pdf", []byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff")}}, http.StatusUnsupportedMediaType, "not accept"},
 		{"html", []upFile{{"page.txt", []byte("<!DOCTYPE html><html><script>alert(1)</script></html>")}}, http.StatusUnsupportedMediaType, "not accept"},

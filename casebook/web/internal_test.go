@@ -43,7 +43,7 @@ func TestPagesRender(t *testing.T) {
 		"case": {CasePage{Layout: Layout{Title: "CASE-000042", User: user}, Case: c, CanUpload: true, MaxFiles: 10, MaxFileSize: 25 << 20,
 			Attachments: []casebook.Attachment{att},
 			Timeline:    []casebook.TimelineEntry{{ID: 1, Source: casebook.SourceDiscord, Author: "Alice", Body: "hi\nthere", CreatedAt: now, Attachments: []casebook.Attachment{att}}}},
-			[]string{"Add attachment", "25.0 MiB", "Discord", `href="/attachments/7"`, "2.0 KiB", "<p>there</p>"}},
+			[]string{"Add attachment", "26.2 MB", "Discord", `href="/attachments/7"`, "2.0 kB", "<p>there</p>"}},
 		"error": {ErrorPage{Layout: Layout{Title: "Not Found"}, Status: 404, Message: "There is no such page."}, []string{"There is no such page."}},
 	}
 	for _, name := range pageNames {

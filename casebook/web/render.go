@@ -89,7 +89,7 @@ var pageNames = []string{"login", "forgot", "password", "cases", "case", "error"
 func parsePages(fsys fs.FS, refs casebook.RefFormat) (*pages, error) {
 	funcs := template.FuncMap{
 		"ref":     refs.Format,
-		"bytes":   humanBytes,
+		"bytes":   casebook.FormatSize,
 		"when":    func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") },
 		"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"channel": channelLabel,
@@ -126,18 +126,6 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	s.render(w, r, status, "error", ErrorPage{Layout: Layout{Title: http.StatusText(status)}, Status: status, Message: msg})
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n < 1024:
-		return fmt.Sprintf("%d bytes", n)
-	case n < 1<<20:
-		return fmt.Sprintf("%.1f KiB", float64(n)/1024)
-	case n < 1<<30:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 }
 
 func channelLabel(s casebook.Source) string {
