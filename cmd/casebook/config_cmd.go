@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -90,10 +91,14 @@ func origin(f *flag.Flag, file map[string]string) string {
 	return "command line"
 }
 
-// maskValue hides secrets and the passwords inside URLs (a database or mailbox URL).
+// maskValue hides secrets and the passwords inside URLs and key=value connection
+// strings (a database or mailbox URL, a libpq conninfo).
 func maskValue(flagName, v string) string {
 	if secretFlags[flagName] && v != "" {
 		return masked
+	}
+	if !strings.Contains(v, "://") {
+		v = conninfoPassword.ReplaceAllString(v, "${1}="+masked)
 	}
 	fields := strings.Fields(v)
 	for i, f := range fields {
@@ -105,15 +110,28 @@ func maskValue(flagName, v string) string {
 	return strings.Join(fields, " ")
 }
 
-// redactURL replaces a URL's password with xxxxx; anything else comes back as it was.
+// conninfoPassword finds a password in a libpq key=value string, where a value may be
+// quoted and hold spaces (password='a b').
+var conninfoPassword = regexp.MustCompile(`(?i)\b((?:ssl)?password)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+
+// redactURL replaces a URL's password, in its user part or its query
+// (?password=, which lib/pq accepts), with xxxxx; anything else comes back as it was.
 func redactURL(s string) string {
-	if !strings.Contains(s, "://") || !strings.Contains(s, "@") {
+	if !strings.Contains(s, "://") {
 		return s
 	}
 	u, err := url.Parse(s)
 	if err != nil {
 		// An unparsable URL may still hold a password: show none of it.
 		return masked
+	}
+	if q := u.Query(); q.Has("password") || q.Has("sslpassword") {
+		for _, k := range []string{"password", "sslpassword"} {
+			if q.Has(k) {
+				q.Set(k, "xxxxx")
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

@@ -168,6 +168,21 @@ func TestConfigCommandMasksSecrets(t *testing.T) {
 	}
 }
 
+func TestMaskValue(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"postgres://casebook@db:5432/cb?password=s3cret&sslmode=require", "postgres://casebook@db:5432/cb?password=xxxxx&sslmode=require"},
+		{"postgres://casebook:s3cret@db/cb?sslpassword=k3y", "postgres://casebook:xxxxx@db/cb?sslpassword=xxxxx"},
+		{"host=db user=casebook password=s3cret dbname=cb", "host=db user=casebook password=" + masked + " dbname=cb"},
+		{"host=db password = 's3 cret\\' x' dbname=cb", "host=db password=" + masked + " dbname=cb"},
+		{"imaps://support%40example.com@mail.test/INBOX?password_file=/run/secrets/imap", "imaps://support%40example.com@mail.test/INBOX?password_file=/run/secrets/imap"},
+		{"host=db sslmode=disable", "host=db sslmode=disable"},
+	} {
+		if got := maskValue("database-url", tc.in); got != tc.want {
+			t.Errorf("maskValue(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 // TestREADMEConfigExample checks the complete config file the README shows parses and
 // names only settings casebook knows.
 func TestREADMEConfigExample(t *testing.T) {
