@@ -199,7 +199,7 @@ func (b *Bot) Run(ctx context.Context) error {
 // or the network being down) is retried with backoff, so that an outage at start-up
 // does not take the rest of the service down with it.
 func (b *Bot) open(ctx context.Context) error {
-	wait := time.Second
+	backoff := casebook.Backoff{Min: time.Second, Max: time.Minute}
 	for {
 		err := b.session.Open()
 		if err == nil {
@@ -216,13 +216,11 @@ func (b *Bot) open(ctx context.Context) error {
 				return fmt.Errorf("discord: gateway refused the session: %w", err)
 			}
 		}
+		wait := backoff.Next()
 		b.log.WarnContext(ctx, "cannot connect to the discord gateway; retrying", "retry_in", wait, slog.Any("error", err))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+		if err := casebook.Sleep(ctx, wait); err != nil {
+			return err
 		}
-		wait = min(2*wait, time.Minute)
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -188,7 +187,7 @@ func (p *Poller) Run(ctx context.Context) error {
 			p.log.Warn("mailbox lock lost", slog.Any("error", err))
 			p.reset()
 		}
-		if sleep(ctx, p.cfg.LockInterval) != nil {
+		if casebook.Sleep(ctx, p.cfg.LockInterval) != nil {
 			return nil
 		}
 	}
@@ -205,7 +204,7 @@ func (p *Poller) hold(ctx context.Context, lock *mailboxLock) error {
 
 // work runs sessions until ctx ends, backing off between failures.
 func (p *Poller) work(ctx context.Context) {
-	backoff := p.cfg.MinBackoff
+	backoff := casebook.Backoff{Min: p.cfg.MinBackoff, Max: p.cfg.MaxBackoff}
 	for n := 0; ; n++ {
 		if n > 0 && p.cfg.Observer != nil {
 			p.cfg.Observer.IMAPReconnect(p.cfg.Mailbox.String())
@@ -217,16 +216,13 @@ func (p *Poller) work(ctx context.Context) {
 		}
 		p.down.Store(&err)
 		if healthy {
-			backoff = p.cfg.MinBackoff
+			backoff.Reset()
 		}
-		// Full jitter keeps instances that lost a server together from returning
-		// to it in step.
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := backoff.Next()
 		p.log.Warn("mailbox session ended", slog.Any("error", err), "retry_in", wait.Round(time.Millisecond).String())
-		if sleep(ctx, wait) != nil {
+		if casebook.Sleep(ctx, wait) != nil {
 			return
 		}
-		backoff = min(2*backoff, p.cfg.MaxBackoff)
 	}
 }
 
@@ -298,7 +294,7 @@ func (p *Poller) wait(ctx context.Context, c *imapclient.Client, wake <-chan str
 	}
 	if !c.Caps().Has(imap.CapIdle) {
 		d = min(d, p.cfg.PollInterval)
-		if err := sleep(ctx, d); err != nil {
+		if err := casebook.Sleep(ctx, d); err != nil {
 			return false, err
 		}
 		return !time.Now().Before(resyncAt), nil
@@ -338,16 +334,4 @@ func (p *Poller) Ready(context.Context) error {
 		return fmt.Errorf("mailbox %s: %w", p.cfg.Mailbox, *err)
 	}
 	return nil
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
