@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"casebook/casebook/postgres"
 	"casebook/ingest"
 	"casebook/ingest/imap"
 )
@@ -37,7 +38,10 @@ type imapProcessor struct {
 	mail *ingest.MailProcessor
 }
 
-var _ imap.Quarantiner = imapProcessor{}
+var (
+	_ imap.Quarantiner = imapProcessor{}
+	_ imap.Locker      = (*postgres.Store)(nil)
+)
 
 func (p imapProcessor) Quarantine(ctx context.Context, loc ingest.Location, raw io.ReadSeeker, reason string) (ingest.Result, error) {
 	p.m.Quarantined("failed_repeatedly")
@@ -80,7 +84,7 @@ func (a *app) imapComponents(ctx context.Context) ([]component, error) {
 			Mailbox:        m,
 			Processor:      proc,
 			Store:          st,
-			LockDB:         st.DB().DB,
+			Locker:         st,
 			Logger:         a.log,
 			SpoolDir:       a.cfg.IMAP.SpoolDir,
 			PollInterval:   a.cfg.IMAP.PollInterval,

@@ -314,7 +314,7 @@ func (e *env) startPoller(t testing.TB, url string, proc ingest.Processor) (_ *c
 		Mailbox:        mb,
 		Processor:      proc,
 		Store:          e.st,
-		LockDB:         e.st.DB().DB,
+		Locker:         e.st,
 		Logger:         testLogger(t),
 		SpoolDir:       t.TempDir(),
 		PollInterval:   100 * time.Millisecond,

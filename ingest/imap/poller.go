@@ -11,7 +11,6 @@ package imap
 import (
 	"context"
 	"crypto/tls"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -54,8 +53,8 @@ type Config struct {
 	Mailbox   Mailbox
 	Processor ingest.Processor
 	Store     Store
-	// LockDB is where the mailbox's advisory lock is taken, on a connection of its own.
-	LockDB *sql.DB
+	// Locker holds the mailbox's lock while the poller works it.
+	Locker Locker
 	Logger *slog.Logger
 	// TLSConfig verifies the server; nil means the system roots and the URL's host.
 	TLSConfig *tls.Config
@@ -116,7 +115,7 @@ func New(cfg Config) (*Poller, error) {
 		return nil, errors.New("imap poller: no processor")
 	case cfg.Store == nil:
 		return nil, errors.New("imap poller: no store")
-	case cfg.LockDB == nil:
+	case cfg.Locker == nil:
 		return nil, errors.New("imap poller: no database for the mailbox lock")
 	case cfg.Mailbox.Addr == "":
 		return nil, errors.New("imap poller: no mailbox")
@@ -159,47 +158,32 @@ func (p *Poller) Run(ctx context.Context) error {
 	name := p.cfg.Mailbox.String()
 	waiting := false
 	for {
-		lock, ok, err := tryLock(ctx, p.cfg.LockDB, name)
+		held, err := p.cfg.Locker.WithLock(ctx, lockName(name), p.cfg.LockInterval, func(ctx context.Context) error {
+			waiting = false
+			p.log.Info("mailbox lock taken")
+			p.work(ctx)
+			return context.Cause(ctx)
+		})
 		if ctx.Err() != nil {
+			if held {
+				p.log.Info("mailbox lock released")
+			}
 			return nil
 		}
 		switch {
-		case err != nil:
-			p.log.Warn("mailbox lock", slog.Any("error", err))
-		case !ok:
-			if !waiting {
-				p.log.Info("another instance works the mailbox; standing by")
-				waiting = true
-			}
-		default:
-			waiting = false
-			p.log.Info("mailbox lock taken")
-			err := p.hold(ctx, lock)
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			if rerr := lock.release(rctx); rerr != nil {
-				p.log.Warn("mailbox lock release", slog.Any("error", rerr))
-			}
-			cancel()
-			if ctx.Err() != nil {
-				p.log.Info("mailbox lock released")
-				return nil
-			}
+		case held:
 			p.log.Warn("mailbox lock lost", slog.Any("error", err))
 			p.reset()
+		case err != nil:
+			p.log.Warn("mailbox lock", slog.Any("error", err))
+		case !waiting:
+			p.log.Info("another instance works the mailbox; standing by")
+			waiting = true
 		}
 		if casebook.Sleep(ctx, p.cfg.LockInterval) != nil {
 			return nil
 		}
 	}
-}
-
-// hold works the mailbox until ctx ends or the lock's connection fails.
-func (p *Poller) hold(ctx context.Context, lock *mailboxLock) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() { cancel(lock.watch(ctx, p.cfg.LockInterval)) }()
-	p.work(ctx)
-	return context.Cause(ctx)
 }
 
 // work runs sessions until ctx ends, backing off between failures.
