@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -61,6 +62,17 @@ func (a *Admin) Handler() http.Handler {
 		ErrorLog:      slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
+	// The runtime profiler, so that a slow instance can be profiled where it runs:
+	// go tool pprof http://ADMIN/debug/pprof/profile. The admin listener is on
+	// loopback unless the operator says otherwise, and profiles hold no PHI beyond
+	// function names (the command line shows flags, never secrets: those come
+	// from files and the environment).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 
@@ -134,9 +146,11 @@ func (a *Admin) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		// Long enough for a CPU profile or trace (30 s by default): net/http/pprof
+		// refuses a duration past the server's write timeout.
+		WriteTimeout: 5 * time.Minute,
+		IdleTimeout:  60 * time.Second,
+		ErrorLog:     slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	a.log.Info("admin listener ready", "addr", ln.Addr().String())
 	errc := make(chan error, 1)

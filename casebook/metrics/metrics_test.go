@@ -233,6 +233,22 @@ func TestServe(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "go_goroutines") {
 		t.Errorf("GET /metrics = %d, %d bytes", resp.StatusCode, len(b))
 	}
+	// The profiler: the index, a heap profile, and a short CPU profile.
+	for path, want := range map[string]string{
+		"/debug/pprof/":                  "goroutine",
+		"/debug/pprof/heap?debug=1":      "heap profile",
+		"/debug/pprof/profile?seconds=1": "",
+	} {
+		resp, err := http.Get("http://" + ln.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(b) == 0 || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s = %d, %d bytes", path, resp.StatusCode, len(b))
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Serve after cancel: %v", err)
