@@ -162,38 +162,6 @@ func TestScanSourceFails(t *testing.T) {
 	}
 }
 
-// cutProxy forwards connections to target and cuts each one, both ways, once after
-// bytes have gone from the client to clamd.
-func cutProxy(t *testing.T, target string, after int64) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer in.Close()
-				out, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				go io.Copy(in, out)
-				io.CopyN(out, in, after)
-				// Abort, not close: a RST is what a crashed daemon leaves.
-				in.(*net.TCPConn).SetLinger(0)
-			}()
-		}
-	}()
-	return "tcp://" + l.Addr().String()
-}
-
 // fakeClamd accepts connections and answers each with answer after reading what
 // the client sends (nothing when answer is empty: a hung daemon).
 func fakeClamd(t *testing.T, answer string) string {
@@ -250,7 +218,7 @@ func TestScanUnavailable(t *testing.T) {
 	}{
 		{name: "unreachable", addr: closedPort(t), body: []byte(clamdtest.EICAR), contain: "connection refused"},
 		{name: "no such socket", addr: "unix:///nonexistent/clamd.ctl", body: []byte("x"), contain: "no such file"},
-		{name: "connection dropped mid-stream", addr: cutProxy(t, real.Addr[len("tcp://"):], 256<<10), body: big},
+		{name: "connection dropped mid-stream", addr: real.CutProxy(t, 256<<10), body: big},
 		{name: "hangs: timeout", addr: fakeClamd(t, ""), body: []byte("x"), contain: "read verdict"},
 		{name: "error answer", addr: fakeClamd(t, "INSTREAM size limit exceeded. ERROR"), body: []byte("x"), contain: "StreamMaxLength"},
 		{name: "garbled answer", addr: fakeClamd(t, "stream: maybe"), body: []byte("x"), contain: "maybe"},

@@ -145,7 +145,8 @@ func (c *capReader) Read(p []byte) (int, error) {
 // uploadRefused shows the case again with what went wrong.
 func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer, c casebook.Case, err error) {
 	var tooBig *http.MaxBytesError
-	status, msg := http.StatusInternalServerError, ""
+	var infected *casebook.InfectedError
+	status, msg, outcome := http.StatusInternalServerError, "", "refused"
 	switch {
 	case errors.Is(err, casebook.ErrTooLarge), errors.As(err, &tooBig):
 		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("A file is larger than %s. Nothing was added.", humanBytes(s.opt.MaxFileSize))
@@ -157,11 +158,17 @@ func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer,
 		status, msg = http.StatusBadRequest, "Choose at least one file."
 	case errors.Is(err, casebook.ErrCaseClosed):
 		status, msg = http.StatusConflict, "This case is closed. Open a new case to send more files."
+	case errors.As(err, &infected):
+		// 422: the request was understood, and its content refused.
+		status, msg = http.StatusUnprocessableEntity, fmt.Sprintf("%q was refused: our malware scan found something harmful in it (%s). Nothing was added. Check the file with your IT team before sending it again.", infected.File, infected.Signature)
+		outcome = "refused: malware"
+	case errors.Is(err, casebook.ErrScanUnavailable):
+		status, msg = http.StatusServiceUnavailable, "Files cannot be checked for malware right now, so nothing was added. Please try again in a few minutes."
+		outcome = "error: scan unavailable"
 	case errors.Is(err, casebook.ErrInvalidInput):
 		status, msg = http.StatusBadRequest, "The upload could not be read (an empty file, or an interrupted transfer). Nothing was added."
 	}
 	ref := s.opt.Refs.Format(c.Number)
-	outcome := "refused"
 	if status == http.StatusInternalServerError {
 		outcome = "error"
 	}

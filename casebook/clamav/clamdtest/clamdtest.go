@@ -12,6 +12,7 @@ package clamdtest
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -173,4 +174,37 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// CutProxy returns the address of a proxy to the daemon that aborts each connection
+// (a TCP reset, as a crashed daemon leaves) once after bytes have reached the
+// daemon: clamd dropping the connection mid-stream.
+func (s *Server) CutProxy(t testing.TB, after int64) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	target := fmt.Sprintf("127.0.0.1:%d", s.Port)
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go io.Copy(in, out)
+				io.CopyN(out, in, after)
+				in.(*net.TCPConn).SetLinger(0)
+			}()
+		}
+	}()
+	return "tcp://" + l.Addr().String()
 }
