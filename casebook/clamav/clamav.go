@@ -45,7 +45,7 @@ var _ casebook.Scanner = (*Client)(nil)
 func Parse(raw string) (*Client, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("clamd address %q: %w", raw, err)
+		u = &url.URL{}
 	}
 	c := &Client{network: u.Scheme, timeout: DefaultTimeout}
 	switch u.Scheme {
