@@ -136,11 +136,16 @@ func parseVerdict(answer string) (string, error) {
 			return sig, nil
 		}
 	}
+	return "", fmt.Errorf("%w: %s", casebook.ErrScanUnavailable, answered(answer))
+}
+
+// answered words an answer that is not a verdict, with what to do about the one an
+// operator can fix.
+func answered(answer string) string {
 	if strings.Contains(answer, "size limit exceeded") {
-		return "", fmt.Errorf("%w: clamd answered %q: raise StreamMaxLength in clamd.conf above --max-file-size",
-			casebook.ErrScanUnavailable, answer)
+		return fmt.Sprintf("clamd answered %q: raise StreamMaxLength in clamd.conf above --max-file-size", answer)
 	}
-	return "", fmt.Errorf("%w: clamd answered %q", casebook.ErrScanUnavailable, answer)
+	return fmt.Sprintf("clamd answered %q", answer)
 }
 
 // Ping sends PING and expects PONG.
@@ -230,8 +235,8 @@ func (c *Client) unavailable(ctx context.Context, conn net.Conn, step string, er
 	if !strings.HasPrefix(step, "read") {
 		conn.SetReadDeadline(time.Now().Add(time.Second))
 		if a, aerr := bufio.NewReader(io.LimitReader(conn, maxAnswer)).ReadBytes(0); aerr == nil {
-			return fmt.Errorf("%w: clamd at %s: %s: clamd answered %q", casebook.ErrScanUnavailable, c, step,
-				string(bytes.TrimSuffix(a, []byte{0})))
+			return fmt.Errorf("%w: clamd at %s: %s: %s", casebook.ErrScanUnavailable, c, step,
+				answered(string(bytes.TrimSuffix(a, []byte{0}))))
 		}
 	}
 	return fmt.Errorf("%w: clamd at %s: %s: %w", casebook.ErrScanUnavailable, c, step, err)
