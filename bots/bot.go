@@ -293,6 +293,12 @@ func (b *Bot) attach(ctx context.Context, log *slog.Logger, bind casebook.Bindin
 	case errors.Is(err, casebook.ErrTooLarge):
 		log.InfoContext(ctx, "chat file refused", "reason", "too large", slog.Any("error", err))
 		return fmt.Sprintf("`%s` is larger than the %s limit: send a smaller file or split it.", name, casebook.FormatSize(b.cases.MaxFileSize())), nil
+	case errors.Is(err, casebook.ErrInfected):
+		// Logged and audited by the write path.
+		return fmt.Sprintf("`%s` was not attached: our malware scan found something harmful in it. Check the file with your IT team before sending it again.", name), nil
+	case errors.Is(err, casebook.ErrScanUnavailable):
+		log.WarnContext(ctx, "chat file not checked", slog.Any("error", err))
+		return fmt.Sprintf("`%s` could not be checked for malware right now, so it was not attached: please try again in a few minutes.", name), nil
 	}
 	log.ErrorContext(ctx, "cannot attach chat file", slog.Any("error", err))
 	return fmt.Sprintf("`%s` was not attached because of an error on our side: please upload it again in a few minutes.", name), nil

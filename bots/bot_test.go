@@ -46,13 +46,20 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newScanningEnv(t, nil)
+}
+
+// newScanningEnv is newEnv with the write path scanning through scanner, if not nil.
+func newScanningEnv(t *testing.T, scanner casebook.Scanner) *env {
+	t.Helper()
 	ctx := t.Context()
 	st := pgtest.Store(t)
 	bl, err := blob.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := casebook.NewService(st, bl, casebook.Options{Refs: casebook.DefaultRefFormat, MaxFileSize: 3 << 20})
+	svc := casebook.NewService(st, bl, casebook.Options{Refs: casebook.DefaultRefFormat, MaxFileSize: 3 << 20,
+		Scanner: scanner, MalwareLog: st})
 	e := &env{st: st, now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), content: map[string][]byte{}, downloads: map[string]int{}}
 	owner, err := st.AddUser(ctx, postgres.NewUser{Email: "owner@casebook.test", Name: "Olive Owner", Staff: true})
 	if err != nil {

@@ -217,6 +217,13 @@ type Options struct {
 	Logger          *slog.Logger
 	// Observer, when set, is told the outcome of every AddUpdate (metrics).
 	Observer Observer
+	// Scanner, when set, checks every file for malware before the update commits.
+	Scanner Scanner
+	// AllowUnscanned lets files through, with a warning, when the scanner cannot
+	// answer; by default such an update fails with ErrScanUnavailable.
+	AllowUnscanned bool
+	// MalwareLog, when set, records every infected file refused (the audit log).
+	MalwareLog MalwareLog
 }
 
 // Service is the domain's entry point for channels.
@@ -305,7 +312,12 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 			if len(nu.Attachments) >= s.opt.MaxFiles {
 				return fmt.Errorf("%w: more than %d", ErrTooManyFiles, s.opt.MaxFiles)
 			}
-			b, err := s.blobs.Put(ctx, f.Body, s.opt.MaxFileSize)
+			b, err := s.putFile(ctx, f)
+			var inf *InfectedError
+			if errors.As(err, &inf) {
+				s.recordMalware(ctx, c, u, author, inf)
+				return err
+			}
 			if err != nil {
 				return fmt.Errorf("store %q: %w", SanitizeFilename(f.Name), err)
 			}

@@ -308,7 +308,10 @@ func (p *MailProcessor) refuse(ctx context.Context, loc Location, rep *Report, u
 // reason words a refusal for the person who works the quarantine.
 func (p *MailProcessor) reason(err error, msg *mail.Message, m Match) string {
 	ref := p.svc.Refs().Format(m.CaseNumber)
+	var inf *casebook.InfectedError
 	switch {
+	case errors.As(err, &inf):
+		return fmt.Sprintf("%s: %s found in %q", ReasonMalware, inf.Signature, inf.File)
 	case errors.Is(err, casebook.ErrNoCaseRef):
 		return "no case found: no valid reply token, no thread of ours, no case reference in the subject"
 	case errors.Is(err, casebook.ErrNotAllowed) && m.Proven:
@@ -333,13 +336,19 @@ func ruleName(by string) string {
 	return "subject"
 }
 
+// ReasonMalware begins the quarantine reason of a mail with an infected attachment;
+// the signature and the file's name follow.
+const ReasonMalware = "malware"
+
 // isMessageProblem tells errors about the message (quarantine it) from errors about
-// the infrastructure (try again later).
+// the infrastructure (try again later). casebook.ErrScanUnavailable is the
+// infrastructure's: the mail waits in the mailbox until the scanner answers.
 func isMessageProblem(err error) bool {
 	for _, target := range []error{
 		mail.ErrMalformed, mail.ErrLimit,
 		casebook.ErrCaseNotFound, casebook.ErrAmbiguousCase, casebook.ErrNoCaseRef, casebook.ErrNotAllowed,
 		casebook.ErrCaseClosed, casebook.ErrTooLarge, casebook.ErrTooManyFiles, casebook.ErrInvalidInput,
+		casebook.ErrInfected,
 	} {
 		if errors.Is(err, target) {
 			return true

@@ -30,6 +30,7 @@ type Metrics struct {
 	rejected         *prometheus.CounterVec
 	quarantined      *prometheus.CounterVec
 	attachmentBytes  *prometheus.CounterVec
+	infected         *prometheus.CounterVec
 	imapReconnects   *prometheus.CounterVec
 	idleWakeToCommit *prometheus.HistogramVec
 	httpDuration     *prometheus.HistogramVec
@@ -66,6 +67,10 @@ func New() *Metrics {
 			Name: "casebook_attachment_bytes_total",
 			Help: "Bytes of attachments added to cases, by channel.",
 		}, []string{"source"}),
+		infected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "casebook_files_infected_total",
+			Help: "Files refused because the malware scanner found a signature in them, by channel.",
+		}, []string{"source"}),
 		imapReconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "casebook_imap_reconnects_total",
 			Help: "IMAP sessions opened again after a drop or an error.",
@@ -87,7 +92,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.messagesFetched, m.updatesAdded, m.duplicates, m.rejected, m.quarantined,
-		m.attachmentBytes, m.imapReconnects, m.idleWakeToCommit, m.httpDuration,
+		m.attachmentBytes, m.infected, m.imapReconnects, m.idleWakeToCommit, m.httpDuration,
 	)
 	return m
 }
@@ -101,6 +106,9 @@ func (m *Metrics) ObserveUpdate(source casebook.Source, o casebook.Outcome, err 
 	switch {
 	case err != nil:
 		m.rejected.WithLabelValues(src, Reason(err)).Inc()
+		if errors.Is(err, casebook.ErrInfected) {
+			m.infected.WithLabelValues(src).Inc()
+		}
 	case o.Result == casebook.ResultDuplicate:
 		m.duplicates.WithLabelValues(src).Inc()
 	default:
@@ -127,6 +135,8 @@ var reasons = []struct {
 	{casebook.ErrTooLarge, "too_large"},
 	{casebook.ErrTooManyFiles, "too_many_files"},
 	{casebook.ErrInvalidInput, "invalid_input"},
+	{casebook.ErrInfected, "malware"},
+	{casebook.ErrScanUnavailable, "scan_unavailable"},
 	{context.Canceled, "canceled"},
 	{context.DeadlineExceeded, "timeout"},
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -138,6 +139,28 @@ func TestEventCounters(t *testing.T) {
 	}
 }
 
+// TestInfectedCounter checks an infected file counts by channel, beside the refusal.
+func TestInfectedCounter(t *testing.T) {
+	m := metrics.New()
+	infected := fmt.Errorf("add update to CASE-000001: %w", &casebook.InfectedError{File: "a.zip", Signature: "Eicar"})
+	m.ObserveUpdate(casebook.SourceSlack, casebook.Outcome{}, infected)
+	m.ObserveUpdate(casebook.SourceWeb, casebook.Outcome{}, infected)
+	m.ObserveUpdate(casebook.SourceWeb, casebook.Outcome{}, infected)
+	m.ObserveUpdate(casebook.SourceWeb, casebook.Outcome{}, fmt.Errorf("scan: %w", casebook.ErrScanUnavailable))
+	got := scrape(t, metrics.NewAdmin("", m, discard).Handler())
+	want := map[string]float64{
+		`casebook_files_infected_total{source="slack"}`:                           1,
+		`casebook_files_infected_total{source="web"}`:                             2,
+		`casebook_updates_rejected_total{reason="malware",source="web"}`:          2,
+		`casebook_updates_rejected_total{reason="scan_unavailable",source="web"}`: 1,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+}
+
 func TestReason(t *testing.T) {
 	tests := []struct {
 		err  error
@@ -146,6 +169,8 @@ func TestReason(t *testing.T) {
 		{casebook.ErrNotAllowed, "not_allowed"},
 		{errors.Join(errors.New("add update to CASE-000001"), casebook.ErrCaseClosed), "case_closed"},
 		{context.Canceled, "canceled"},
+		{fmt.Errorf("add update: %w", &casebook.InfectedError{File: "a.zip", Signature: "Eicar"}), "malware"},
+		{fmt.Errorf("scan: %w", casebook.ErrScanUnavailable), "scan_unavailable"},
 		{errors.New("connection reset by peer"), "error"},
 	}
 	for _, tt := range tests {

@@ -161,8 +161,9 @@ func (c *capReader) Read(p []byte) (int, error) {
 // uploadRefused shows the case again with what went wrong.
 func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer, c casebook.Case, err error) {
 	var tooBig *http.MaxBytesError
+	var infected *casebook.InfectedError
 	// reason goes to the log instead of err, whose text names the files (PHI).
-	status, msg, reason := http.StatusInternalServerError, "", ""
+	status, msg, reason, outcome := http.StatusInternalServerError, "", "", "refused"
 	switch {
 	case errors.Is(err, casebook.ErrTooLarge), errors.As(err, &tooBig):
 		status, msg, reason = http.StatusRequestEntityTooLarge, fmt.Sprintf("A file is larger than %s. Nothing was added.", casebook.FormatSize(s.opt.MaxFileSize)), "too_large"
@@ -174,11 +175,17 @@ func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer,
 		status, msg, reason = http.StatusBadRequest, "Choose at least one file.", "no_files"
 	case errors.Is(err, casebook.ErrCaseClosed):
 		status, msg, reason = http.StatusConflict, "This case is closed. Open a new case to send more files.", "case_closed"
+	case errors.As(err, &infected):
+		// 422: the request was understood, and its content refused.
+		status, msg, reason = http.StatusUnprocessableEntity, fmt.Sprintf("%q was refused: our malware scan found something harmful in it (%s). Nothing was added. Check the file with your IT team before sending it again.", infected.File, infected.Signature), "malware"
+		outcome = "refused: malware"
+	case errors.Is(err, casebook.ErrScanUnavailable):
+		status, msg, reason = http.StatusServiceUnavailable, "Files cannot be checked for malware right now, so nothing was added. Please try again in a few minutes.", "scan_unavailable"
+		outcome = "error: scan unavailable"
 	case errors.Is(err, casebook.ErrInvalidInput):
 		status, msg, reason = http.StatusBadRequest, "The upload could not be read (an empty file, or an interrupted transfer). Nothing was added.", "unreadable"
 	}
 	ref := s.opt.Refs.Format(c.Number)
-	outcome := "refused"
 	if status == http.StatusInternalServerError {
 		outcome = "error"
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"casebook/casebook/clamav"
 )
 
 // Config is everything casebook is configured with. It is filled from flags and
@@ -31,6 +33,12 @@ type Config struct {
 	TokenKey string
 	// BaseURL is the web page's public address, for links in mail and for HSTS.
 	BaseURL string
+	// Clamd is the malware scanner's address (tcp://HOST:PORT, unix:///PATH); empty
+	// stores files unscanned.
+	Clamd string
+	// ScanUnavailable is what happens to files while clamd cannot answer: "block"
+	// (refuse them; mail waits in the mailbox) or "allow" (store them unscanned).
+	ScanUnavailable string
 	// Web holds the web page's settings (web.go).
 	Web WebConfig
 	// Mail holds the email channel's limits on one message (ingest.go).
@@ -63,7 +71,15 @@ func (c *Config) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ReplyAddress, "reply-address", "", "address customers reply to, e.g. support@example.com (tokens ride on its plus-address)")
 	fs.StringVar(&c.TokenKey, "token-key", "", "secret of at least 32 bytes that signs reply tokens")
 	fs.StringVar(&c.BaseURL, "base-url", "", "public address of the web page, e.g. https://cases.example.com (links in mail)")
+	fs.StringVar(&c.Clamd, "clamd", "", "malware scanner: tcp://127.0.0.1:3310 or unix:///run/clamav/clamd.ctl; empty stores files unscanned")
+	fs.StringVar(&c.ScanUnavailable, "scan-unavailable", scanBlock, "while clamd cannot answer: block (refuse files; mail waits) or allow (store them unscanned, with a warning)")
 }
+
+// The values of --scan-unavailable.
+const (
+	scanBlock = "block"
+	scanAllow = "allow"
+)
 
 // Validate checks the config before anything is built from it.
 func (c *Config) Validate() error {
@@ -82,6 +98,14 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenKey != "" && len(c.TokenKey) < 32 {
 		errs = append(errs, fmt.Errorf("--token-key (CASEBOOK_TOKEN_KEY) has %d bytes, need at least 32", len(c.TokenKey)))
+	}
+	if c.Clamd != "" {
+		if _, err := clamav.Parse(c.Clamd); err != nil {
+			errs = append(errs, fmt.Errorf("--clamd (CASEBOOK_CLAMD): %w", err))
+		}
+	}
+	if c.ScanUnavailable != scanBlock && c.ScanUnavailable != scanAllow {
+		errs = append(errs, fmt.Errorf("--scan-unavailable %q must be %s or %s", c.ScanUnavailable, scanBlock, scanAllow))
 	}
 	if c.ReplyAddress != "" && !strings.Contains(strings.TrimPrefix(c.ReplyAddress, "@"), "@") {
 		errs = append(errs, fmt.Errorf("--reply-address %q is not an address like support@example.com", c.ReplyAddress))

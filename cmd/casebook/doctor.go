@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"casebook/bots/slack"
+	"casebook/casebook/clamav"
 	"casebook/casebook/doctor"
 	"casebook/casebook/outbox"
 	"casebook/casebook/postgres"
@@ -24,7 +25,7 @@ const doctorTimeout = 15 * time.Second
 
 func doctorCommand() command {
 	return command{
-		help: "check every configured dependency (database, blobs, mailboxes, SMTP, Slack, Discord, clock) and say what to fix",
+		help: "check every configured dependency (database, blobs, clamd, mailboxes, SMTP, Slack, Discord, clock) and say what to fix",
 		flags: func(fs *flag.FlagSet, a *app) {
 			// The doctor checks what `casebook serve` would use, so it takes its flags.
 			if f := serveCommand().flags; f != nil {
@@ -85,6 +86,7 @@ func (a *app) doctorChecks() ([]doctor.Check, func()) {
 		// size twice over only while the temporary file exists, once after.
 		doctor.BlobDir(a.cfg.DataDir, uint64(2*a.cfg.MaxFileSize), 1<<30),
 	}
+	checks = append(checks, a.clamdCheck())
 	for _, raw := range a.cfg.IMAP.Mailboxes {
 		checks = append(checks, imapCheck(raw))
 	}
@@ -103,6 +105,18 @@ func (a *app) doctorChecks() ([]doctor.Check, func()) {
 		checks = append(checks, doctor.DiscordCheck(doctor.Discord{Token: d.Token, APIURL: api}))
 	}
 	return checks, cleanup
+}
+
+// clamdCheck checks the malware scanner the write path would use.
+func (a *app) clamdCheck() doctor.Check {
+	if a.cfg.Clamd == "" {
+		return doctor.ClamdOff()
+	}
+	c, err := clamav.Parse(a.cfg.Clamd)
+	if err != nil {
+		return configProblem("clamd", fmt.Errorf("--clamd: %w", err))
+	}
+	return doctor.Clamd(c, time.Now(), doctor.ClamdMaxAge)
 }
 
 // smtpCheck checks the outbox's SMTP server as the worker would reach it.

@@ -44,6 +44,10 @@ var quarantineReasons = []struct{ phrase, label string }{
 
 func quarantineReason(reason string) string {
 	r := strings.ToLower(reason)
+	// The malware reason names the file, which could hold any phrase below.
+	if strings.HasPrefix(reason, ingest.ReasonMalware+":") {
+		return "malware"
+	}
 	for _, q := range quarantineReasons {
 		if strings.Contains(r, q.phrase) {
 			return q.label

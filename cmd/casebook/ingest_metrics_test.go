@@ -20,6 +20,7 @@ func TestQuarantineReason(t *testing.T) {
 		{"CASE-000001 is closed: open a new case", "case_closed"},
 		{"message is over a limit: 201 MIME parts", "over_limit"},
 		{"malformed message: no boundary", "malformed"},
+		{`malware: Test-EICAR.UNOFFICIAL found in "does not exist.zip"`, "malware"},
 		{"something new", "other"},
 	}
 	for _, tt := range tests {

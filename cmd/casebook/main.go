@@ -21,6 +21,7 @@ import (
 
 	"casebook/casebook"
 	"casebook/casebook/blob"
+	"casebook/casebook/clamav"
 	"casebook/casebook/metrics"
 	"casebook/casebook/postgres"
 )
@@ -239,13 +240,24 @@ func (a *app) svc(ctx context.Context) (*casebook.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.service = casebook.NewService(st, bl, casebook.Options{
+	opt := casebook.Options{
 		Refs:            a.refs(),
 		MaxFileSize:     a.cfg.MaxFileSize,
 		MessageIDDomain: a.cfg.MailDomain,
 		Observer:        a.promMetrics(),
 		Logger:          a.log,
-	})
+		AllowUnscanned:  a.cfg.ScanUnavailable == scanAllow,
+		MalwareLog:      st,
+	}
+	if a.cfg.Clamd != "" {
+		// Validate checked the address.
+		c, err := clamav.Parse(a.cfg.Clamd)
+		if err != nil {
+			return nil, err
+		}
+		opt.Scanner = c
+	}
+	a.service = casebook.NewService(st, bl, opt)
 	return a.service, nil
 }
 

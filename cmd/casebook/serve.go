@@ -31,6 +31,9 @@ func serveCommand() command {
 			a.cfg.imapFlags(fs)
 		},
 		run: func(ctx context.Context, a *app, _ []string) error {
+			if a.cfg.Clamd == "" {
+				a.log.Warn("no malware scanner configured (--clamd): files are stored without a scan")
+			}
 			comps, err := a.components(ctx)
 			if err != nil {
 				return err

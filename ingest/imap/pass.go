@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"casebook/casebook"
 	"casebook/ingest"
 )
 
@@ -214,8 +215,8 @@ func (s *pass) spool(lit imap.LiteralReader) (*os.File, error) {
 }
 
 // process hands one message to the processor and queues it for filing. It returns an
-// error only when the database is down: then nothing more can be committed and the
-// session should end. A failing message is retried on later passes and quarantined
+// error only when the database or the malware scanner is down: then nothing more can
+// be committed and the session should end. A failing message is retried on later passes and quarantined
 // after MaxAttempts, never holding up the mail behind it. Workers call it
 // concurrently; s.mu guards the poller's state.
 func (s *pass) process(ctx context.Context, sp spooled) error {
@@ -242,6 +243,11 @@ func (s *pass) process(ctx context.Context, sp spooled) error {
 	if perr := p.cfg.Store.Ping(ctx); perr != nil {
 		// Not the message's fault: do not count it.
 		return fmt.Errorf("process uid %d: %w (database: %v)", sp.uid, err, perr)
+	}
+	if errors.Is(err, casebook.ErrScanUnavailable) {
+		// Nor is a malware scanner that cannot answer: the mail stays in the mailbox and
+		// the session backs off as it does while the database is down.
+		return fmt.Errorf("process uid %d: %w", sp.uid, err)
 	}
 	s.mu.Lock()
 	p.last = max(p.last, sp.uid)
