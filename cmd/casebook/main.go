@@ -62,6 +62,7 @@ func commands() map[string]command {
 
 		// The web page's commands.
 		"user reset-password": userResetPasswordCommand(),
+		"user mfa-reset":      userMFAResetCommand(),
 		"audit":               auditCommand(),
 	}
 }
