@@ -270,7 +270,7 @@ func (s *Server) tryCode(ctx context.Context, u casebook.User, f casebook.Second
 		if err != nil || !ok {
 			return "recovery_code_wrong", "", err
 		}
-		return "success_recovery_code", fmt.Sprintf("You logged in with a recovery code, which now no longer works; %d are left. "+
+		return "success_recovery_code", fmt.Sprintf("You logged in with a recovery code; it will not work again, and %d are left. "+
 			"If your phone is lost, ask support to reset your second factor.", left), nil
 	}
 	secret, err := s.box.open(u.ID, f.Secret)
