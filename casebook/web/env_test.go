@@ -73,7 +73,7 @@ const (
 // env is a running web page over a fresh database with two orgs, a customer in each,
 // a staff member owning both orgs' first cases, and one attachment on each case.
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	st        *postgres.Store
 	srv       *web.Server
 	ts        *httptest.Server
@@ -93,7 +93,7 @@ type env struct {
 	att1Body, att2Body []byte
 }
 
-func newEnv(t *testing.T, tweak ...func(*web.Options)) *env {
+func newEnv(t testing.TB, tweak ...func(*web.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, st: pgtest.Store(t), failAudit: &atomic.Bool{}, secrets: map[string]string{}}
