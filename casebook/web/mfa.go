@@ -407,21 +407,10 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "enrol", err)
 		return
 	}
-	var step int64
+	var codes []string
 	confirmed := false
 	if !locked {
-		if step, err = matchTOTP(secret, code, time.Now(), 0); err != nil && !errors.Is(err, errCodeWrong) {
-			s.serverError(w, r, "enrol", err)
-			return
-		}
-	}
-	codes := newRecoveryCodes()
-	if !locked && err == nil {
-		hashes := make([]string, len(codes))
-		for i, c := range codes {
-			hashes[i] = recoveryHash(c)
-		}
-		if confirmed, err = s.store.ConfirmSecondFactor(ctx, u.ID, stored, step, hashes); err != nil {
+		if codes, confirmed, err = s.confirmEnrolment(ctx, u, stored, secret, code); err != nil {
 			s.serverError(w, r, "enrol", err)
 			return
 		}
@@ -455,4 +444,26 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, r, http.StatusOK, "mfa_recovery", RecoveryPage{
 		Layout: Layout{Title: "Your recovery codes", User: &u, Restricted: true}, Codes: codes, Next: next})
+}
+
+// confirmEnrolment checks the first code against the enrolment's secret and, when it
+// is right, confirms the factor with a fresh set of recovery codes, which it returns.
+func (s *Server) confirmEnrolment(ctx context.Context, u casebook.User, stored, secret, code string) ([]string, bool, error) {
+	step, err := matchTOTP(secret, code, time.Now(), 0)
+	if errors.Is(err, errCodeWrong) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	codes := newRecoveryCodes()
+	hashes := make([]string, len(codes))
+	for i, c := range codes {
+		hashes[i] = recoveryHash(c)
+	}
+	ok, err := s.store.ConfirmSecondFactor(ctx, u.ID, stored, step, hashes)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return codes, true, nil
 }
