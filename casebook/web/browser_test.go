@@ -50,27 +50,7 @@ func TestBrowser(t *testing.T) {
 	}
 	downloads := t.TempDir()
 
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(412, 915), // a phone
-		// The test server's certificate is self-signed; TLS is what makes the
-		// __Host- Secure session cookie real.
-		chromedp.IgnoreCertErrors,
-	)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancelT()
+	ctx := newBrowser(t, exe)
 
 	step := 0
 	shot := func(name string) {
@@ -213,3 +193,33 @@ func TestBrowser(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// newBrowser starts a headless Chromium sized like a phone, ended with the test,
+// and returns its context, bounded to two minutes.
+func newBrowser(t *testing.T, exe string) context.Context {
+	t.Helper()
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(412, 915), // a phone
+		// The test server's certificate is self-signed; TLS is what makes the
+		// __Host- Secure session cookie real.
+		chromedp.IgnoreCertErrors,
+	)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() {
+		cancelT()
+		cancel()
+		cancelAlloc()
+	})
+	return ctx
+}

@@ -73,7 +73,7 @@ const (
 // env is a running web page over a fresh database with two orgs, a customer in each,
 // a staff member owning both orgs' first cases, and one attachment on each case.
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	st        *postgres.Store
 	srv       *web.Server
 	ts        *httptest.Server
@@ -82,6 +82,8 @@ type env struct {
 	hasher    *password.Hasher
 	failAudit *atomic.Bool
 	opt       web.Options
+	// secrets are the TOTP secrets of the users who enrolled, by email.
+	secrets map[string]string
 
 	org1, org2         casebook.Org
 	alice, bob, sam    casebook.User
@@ -91,10 +93,10 @@ type env struct {
 	att1Body, att2Body []byte
 }
 
-func newEnv(t *testing.T, tweak ...func(*web.Options)) *env {
+func newEnv(t testing.TB, tweak ...func(*web.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, st: pgtest.Store(t), failAudit: &atomic.Bool{}}
+	e := &env{t: t, st: pgtest.Store(t), failAudit: &atomic.Bool{}, secrets: map[string]string{}}
 	var err error
 	if e.blobs, err = blob.Open(t.TempDir()); err != nil {
 		t.Fatal(err)
@@ -220,11 +222,23 @@ func (c *client) login(email, pw string) resp {
 	return c.post("/login", url.Values{"email": {email}, "password": {pw}})
 }
 
-// loggedIn returns a client logged in as email.
+// loggedIn returns a client logged in as email, enrolling a second factor or typing
+// a code when the login asks for one.
 func (e *env) loggedIn(email, pw string) *client {
 	e.t.Helper()
 	c := e.client()
-	if r := c.login(email, pw); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/cases" {
+	r := c.login(email, pw)
+	switch r.Header.Get("Location") {
+	case "/mfa/enrol":
+		_, _, r = c.enrol(email)
+		if !strings.Contains(r.body, `href="/cases"`) {
+			e.t.Fatalf("enrolment of %s: %d", email, r.StatusCode)
+		}
+		return c
+	case "/login/code":
+		r = c.post("/login/code", url.Values{"code": {e.totpCode(email)}})
+	}
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/cases" {
 		e.t.Fatalf("login %s: %d %s", email, r.StatusCode, r.Header.Get("Location"))
 	}
 	return c

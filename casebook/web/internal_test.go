@@ -44,6 +44,10 @@ func TestPagesRender(t *testing.T) {
 			Attachments: []casebook.Attachment{att},
 			Timeline:    []casebook.TimelineEntry{{ID: 1, Source: casebook.SourceDiscord, Author: "Alice", Body: "hi\nthere", CreatedAt: now, Attachments: []casebook.Attachment{att}}}},
 			[]string{"Add attachment", "26.2 MB", "Discord", `href="/attachments/7"`, "2.0 kB", "<p>there</p>"}},
+		"mfa_code":  {CodePage{Layout: Layout{Title: "Enter your code"}, Failed: true}, []string{`action="/login/code"`, `autocomplete="one-time-code"`, `role="alert"`}},
+		"mfa_enrol": {EnrolPage{Layout: Layout{Title: "Set up"}, Secret: "ABCD EFGH", Problem: "wrong"}, []string{`src="/mfa/enrol/qr.png"`, "ABCD EFGH", `action="/mfa/enrol"`, `role="alert"`}},
+		"mfa_recovery": {RecoveryPage{Layout: Layout{Title: "Recovery", User: user, Restricted: true}, Codes: []string{"abcde-fghij", "klmno-pqrst"}, Next: "/cases"},
+			[]string{"<code>abcde-fghij</code>", "<code>klmno-pqrst</code>", `href="/cases"`}},
 		"error": {ErrorPage{Layout: Layout{Title: "Not Found"}, Status: 404, Message: "There is no such page."}, []string{"There is no such page."}},
 	}
 	for _, name := range pageNames {

@@ -100,6 +100,17 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if rehash && !usedCode {
+		if nh, err := s.opt.Hasher.Hash(ctx, pw); err == nil {
+			if err := s.store.ReplacePasswordHash(ctx, user.ID, hash, nh); err != nil {
+				s.log.WarnContext(ctx, "cannot rehash a password", "user", user.ID, slog.Any("error", err))
+			}
+		}
+	}
+	// With a second factor the login completes on the code page (mfa.go).
+	if s.toSecondFactor(w, r, user, mustChange || usedCode) {
+		return
+	}
 	outcome := "success"
 	if usedCode {
 		outcome = "success_temporary_password"
@@ -110,13 +121,6 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.store.ClearLoginFailures(ctx, acct); err != nil {
 		s.log.WarnContext(ctx, "cannot clear login failures", slog.Any("error", err))
-	}
-	if rehash && !usedCode {
-		if nh, err := s.opt.Hasher.Hash(ctx, pw); err == nil {
-			if err := s.store.ReplacePasswordHash(ctx, user.ID, hash, nh); err != nil {
-				s.log.WarnContext(ctx, "cannot rehash a password", "user", user.ID, slog.Any("error", err))
-			}
-		}
 	}
 	// A new token at login: a token planted before login (session fixation) is useless.
 	if err := s.startSession(r, user.ID, mustChange || usedCode); err != nil {

@@ -84,7 +84,7 @@ type pages struct {
 }
 
 // pageNames are the page templates under pages/ besides base.html.
-var pageNames = []string{"login", "forgot", "password", "cases", "case", "error"}
+var pageNames = []string{"login", "forgot", "password", "cases", "case", "error", "mfa_code", "mfa_enrol", "mfa_recovery"}
 
 func parsePages(fsys fs.FS, refs casebook.RefFormat) (*pages, error) {
 	funcs := template.FuncMap{

@@ -46,6 +46,7 @@ type Store interface {
 	PruneLoginThrottle(ctx context.Context, age time.Duration) (int64, error)
 
 	ResetStore
+	MFAStore
 	UseResetCode(ctx context.Context, userID int64, codeHash string) (bool, error)
 
 	CasePage(ctx context.Context, q CaseQuery) ([]casebook.Case, error)
@@ -150,6 +151,12 @@ type Options struct {
 	// Account limits failed logins per typed account name [5 free a day, up to 15 min];
 	// IP limits them per client address on top [100 free an hour, up to 15 min].
 	Account, IP Throttle
+	// RequireMFA says whose accounts must enrol a TOTP second factor right after their
+	// password [MFAStaff].
+	RequireMFA MFAPolicy
+	// MFAKey, when set, seals the TOTP secrets in the database (AES-256-GCM under a
+	// key derived from it); without it they are stored as text.
+	MFAKey []byte
 	// ResetTTL is how long an emailed temporary password works [30 min]; ResetsPerHour
 	// caps requests per account [3].
 	ResetTTL      time.Duration
@@ -195,6 +202,7 @@ type Server struct {
 	handler  http.Handler
 	routes   []string
 	audits   *auditBatcher
+	box      *secretBox
 }
 
 // New builds the web page and parses its templates.
@@ -220,6 +228,12 @@ func New(store Store, writer Writer, blobs BlobOpener, opt Options) (*Server, er
 	if opt.IP == (Throttle{}) {
 		opt.IP = Throttle{Free: 100, Window: time.Hour, Max: 15 * time.Minute}
 	}
+	if opt.RequireMFA == "" {
+		opt.RequireMFA = MFAStaff
+	}
+	if _, err := ParseMFAPolicy(string(opt.RequireMFA)); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
 	if opt.ResetTTL <= 0 {
 		opt.ResetTTL = 30 * time.Minute
 	}
@@ -244,6 +258,9 @@ func New(store Store, writer Writer, blobs BlobOpener, opt Options) (*Server, er
 	}
 	s := &Server{store: store, writer: writer, blobs: blobs, opt: opt, log: opt.Logger, pages: p, allowed: map[string]bool{},
 		audits: &auditBatcher{write: store.AppendAudit}}
+	if s.box, err = newSecretBox(opt.MFAKey); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
 	for _, t := range opt.AllowedTypes {
 		s.allowed[t] = true
 	}
@@ -276,6 +293,11 @@ func (s *Server) buildHandler() http.Handler {
 	handle("GET /login", s.loginForm)
 	handle("POST /login", s.login)
 	handle("POST /logout", s.logout)
+	handle("GET /login/code", s.codeForm)
+	handle("POST /login/code", s.checkCode)
+	handle("GET /mfa/enrol", s.enrolForm)
+	handle("GET /mfa/enrol/qr.png", s.enrolQR)
+	handle("POST /mfa/enrol", s.enrol)
 	handle("GET /password/forgot", s.forgotForm)
 	handle("POST /password/forgot", s.forgot)
 	handle("GET /password", s.authed(s.passwordForm))

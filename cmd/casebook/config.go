@@ -56,7 +56,7 @@ type Config struct {
 }
 
 // secretFlags may be given as CASEBOOK_<NAME>_FILE, naming a file that holds the value.
-var secretFlags = map[string]bool{"slack-bot-token": true, "slack-app-token": true, "slack-signing-secret": true, "discord-token": true, "smtp": true, "smtp-password": true, "token-key": true, "imap": true}
+var secretFlags = map[string]bool{"slack-bot-token": true, "slack-app-token": true, "slack-signing-secret": true, "discord-token": true, "smtp": true, "smtp-password": true, "token-key": true, "imap": true, "mfa-key": true}
 
 // commonFlags registers the flags every command takes.
 func (c *Config) commonFlags(fs *flag.FlagSet) {

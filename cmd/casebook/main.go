@@ -63,6 +63,7 @@ func commands() map[string]command {
 
 		// The web page's commands.
 		"user reset-password": userResetPasswordCommand(),
+		"user mfa-reset":      userMFAResetCommand(),
 		"audit":               auditCommand(),
 	}
 }

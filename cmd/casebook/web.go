@@ -27,6 +27,10 @@ type WebConfig struct {
 	TLSKey      string
 	// MaxFiles caps the files of one upload; each file is capped by --max-file-size.
 	MaxFiles int
+	// RequireMFA is whose accounts must enrol a second factor: staff, all or off.
+	RequireMFA string
+	// MFAKey seals TOTP secrets in the database; at least 32 bytes when set.
+	MFAKey string
 }
 
 // newAccountTTL is how long the temporary password of a new account works. Longer than
@@ -43,12 +47,20 @@ func (c *Config) webFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Web.TLSCert, "tls-cert", "", "certificate (PEM) for the web page to serve HTTPS itself")
 	fs.StringVar(&c.Web.TLSKey, "tls-key", "", "private key (PEM) for --tls-cert")
 	fs.IntVar(&c.Web.MaxFiles, "upload-max-files", 10, "most files one web upload may carry")
+	fs.StringVar(&c.Web.RequireMFA, "require-mfa", string(web.MFAStaff), "whose accounts must set up a TOTP second factor right after their password: staff, all or off")
+	fs.StringVar(&c.Web.MFAKey, "mfa-key", "", "secret of at least 32 bytes that seals TOTP secrets in the database (keep it out of the database's backups)")
 }
 
 func (c *Config) validateWeb() error {
 	var errs []error
 	if c.Web.MaxFiles <= 0 {
 		errs = append(errs, errors.New("--upload-max-files must be positive"))
+	}
+	if _, err := web.ParseMFAPolicy(c.Web.RequireMFA); err != nil {
+		errs = append(errs, fmt.Errorf("--require-mfa (CASEBOOK_REQUIRE_MFA): %w", err))
+	}
+	if c.Web.MFAKey != "" && len(c.Web.MFAKey) < 32 {
+		errs = append(errs, fmt.Errorf("--mfa-key (CASEBOOK_MFA_KEY) has %d bytes, need at least 32", len(c.Web.MFAKey)))
 	}
 	if (c.Web.TLSCert == "") != (c.Web.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
@@ -105,6 +117,8 @@ func (a *app) webComponents(ctx context.Context) ([]component, error) {
 		BehindProxy:     a.cfg.Web.BehindProxy,
 		MaxFileSize:     a.cfg.MaxFileSize,
 		MaxFiles:        a.cfg.Web.MaxFiles,
+		RequireMFA:      web.MFAPolicy(a.cfg.Web.RequireMFA),
+		MFAKey:          []byte(a.cfg.Web.MFAKey),
 		Refs:            a.refs(),
 		MessageIDDomain: a.cfg.MailDomain,
 		Sessions:        sessions,
@@ -115,6 +129,9 @@ func (a *app) webComponents(ctx context.Context) ([]component, error) {
 	if err != nil {
 		sessions.StopCleanup()
 		return nil, err
+	}
+	if a.cfg.Web.MFAKey == "" {
+		a.log.Info("TOTP secrets are stored unsealed: set --mfa-key so that the database alone does not reveal them")
 	}
 	if a.cfg.Web.InsecureCookies {
 		a.log.Warn("session cookies are not Secure (--insecure-cookies): use only on localhost")
