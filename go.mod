@@ -32,5 +32,6 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/tink-crypto/tink-go/v2 v2.6.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
