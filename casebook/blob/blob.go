@@ -49,7 +49,8 @@ var _ casebook.Blobs = (*Dir)(nil)
 
 // Open prepares root for use, creating it when missing and clearing temporary files
 // left by a crash. The first of keys, when given, encrypts new blobs; all of them
-// open existing ones.
+// open existing ones. A store whose blobs are under another key, or that holds
+// encrypted blobs while no key is given, is refused (ErrWrongKey, ErrKeyMissing).
 func Open(root string, keys ...*Key) (*Dir, error) {
 	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o700); err != nil {
 		return nil, fmt.Errorf("blob store %s: %w", root, err)
@@ -69,6 +70,9 @@ func Open(root string, keys ...*Key) (*Dir, error) {
 	}
 	if len(d.keys) > 0 {
 		d.key = d.keys[0]
+	}
+	if err := d.checkKey(); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

@@ -37,16 +37,16 @@ func BlobDir(dir string, minFree, warnFree uint64) Check {
 		}
 		switch {
 		case free < minFree:
-			return "", fmt.Errorf("%s has %s free, less than the %s needed: free space or move --data-dir", dir, human(free), human(minFree))
+			return "", fmt.Errorf("%s has %s free, less than the %s needed: free space or move --data-dir", dir, Human(free), Human(minFree))
 		case free < warnFree:
-			return "", Warning("%s has only %s free: attachments will soon be refused", dir, human(free))
+			return "", Warning("%s has only %s free: attachments will soon be refused", dir, Human(free))
 		}
-		return fmt.Sprintf("%s is writable, %s free", dir, human(free)), nil
+		return fmt.Sprintf("%s is writable, %s free", dir, Human(free)), nil
 	}}
 }
 
-// human prints a byte count in binary units.
-func human(n uint64) string {
+// Human prints a byte count in binary units.
+func Human(n uint64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,8 +13,10 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gabriel-vasile/mimetype"
 	"golang.org/x/text/unicode/norm"
@@ -33,13 +36,24 @@ var errNoFiles = errors.New("no file was chosen")
 // upload adds the files of a multipart request to a case through the one write path.
 // The parts are streamed (never ParseMultipartForm, which would spool them to disk):
 // each file goes from the socket through the type check and the size cap into the
-// blob store. A refusal anywhere fails the whole update, and AddUpdate removes the
-// blobs it created, so nothing is left behind.
+// blob store. A refusal anywhere fails the whole update: no row names its blobs, and
+// the sweep removes them after its grace period. The whole upload has a deadline
+// (UploadTimeout), on the connection's reads and on the update's context alike.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request, v viewer) {
 	c, ok := s.caseInScope(w, r, v, "upload")
 	if !ok {
 		return
 	}
+	deadline := time.Now().Add(s.opt.UploadTimeout)
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(deadline); err == nil {
+		// The connection may serve further requests: they get no deadline of ours.
+		defer rc.SetReadDeadline(time.Time{})
+	}
+	// The refusal page and the audit row use the request's own context, which this
+	// deadline does not end.
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	defer cancel()
 	ref := s.opt.Refs.Format(c.Number)
 	// The whole request may not exceed the caps plus room for the part headers.
 	r.Body = http.MaxBytesReader(w, r.Body, int64(s.opt.MaxFiles)*s.opt.MaxFileSize+1<<20)
@@ -48,7 +62,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.uploadRefused(w, r, v, c, fmt.Errorf("%w: %v", casebook.ErrInvalidInput, err))
 		return
 	}
-	out, err := s.writer.AddUpdate(r.Context(), casebook.Update{
+	out, err := s.writer.AddUpdate(ctx, casebook.Update{
 		Source:     casebook.SourceWeb,
 		ExternalID: "web-" + strings.ToLower(rand.Text()),
 		CaseNumber: c.Number,
@@ -147,6 +161,8 @@ func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer,
 	var tooBig *http.MaxBytesError
 	status, msg := http.StatusInternalServerError, ""
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		status, msg = http.StatusRequestTimeout, fmt.Sprintf("The upload took longer than %s and was stopped. Nothing was added.", s.opt.UploadTimeout)
 	case errors.Is(err, casebook.ErrTooLarge), errors.As(err, &tooBig):
 		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("A file is larger than %s. Nothing was added.", humanBytes(s.opt.MaxFileSize))
 	case errors.Is(err, casebook.ErrTooManyFiles):

@@ -27,6 +27,8 @@ type WebConfig struct {
 	TLSKey      string
 	// MaxFiles caps the files of one upload; each file is capped by --max-file-size.
 	MaxFiles int
+	// UploadTimeout is the whole deadline of one upload.
+	UploadTimeout time.Duration
 }
 
 // newAccountTTL is how long the temporary password of a new account works. Longer than
@@ -43,12 +45,16 @@ func (c *Config) webFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Web.TLSCert, "tls-cert", "", "certificate (PEM) for the web page to serve HTTPS itself")
 	fs.StringVar(&c.Web.TLSKey, "tls-key", "", "private key (PEM) for --tls-cert")
 	fs.IntVar(&c.Web.MaxFiles, "upload-max-files", 10, "most files one web upload may carry")
+	fs.DurationVar(&c.Web.UploadTimeout, "upload-timeout", 10*time.Minute, "deadline of a whole web upload: a stalled client cannot hold it open longer")
 }
 
 func (c *Config) validateWeb() error {
 	var errs []error
 	if c.Web.MaxFiles <= 0 {
 		errs = append(errs, errors.New("--upload-max-files must be positive"))
+	}
+	if c.Web.UploadTimeout <= 0 {
+		errs = append(errs, errors.New("--upload-timeout must be positive"))
 	}
 	if (c.Web.TLSCert == "") != (c.Web.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
@@ -105,6 +111,7 @@ func (a *app) webComponents(ctx context.Context) ([]component, error) {
 		BehindProxy:     a.cfg.Web.BehindProxy,
 		MaxFileSize:     a.cfg.MaxFileSize,
 		MaxFiles:        a.cfg.Web.MaxFiles,
+		UploadTimeout:   a.cfg.Web.UploadTimeout,
 		Refs:            a.refs(),
 		MessageIDDomain: a.cfg.MailDomain,
 		Sessions:        sessions,
