@@ -11,9 +11,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"casebook/casebook"
 	"casebook/casebook/blob"
@@ -94,12 +94,28 @@ func blobCount(t testing.TB, dir string) int {
 	t.Helper()
 	n := 0
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !strings.Contains(p, string(filepath.Separator)+"tmp"+string(filepath.Separator)) {
+		rel, _ := filepath.Rel(dir, p)
+		// Blobs live in two-letter fan-out directories; tmp/, gc/ and key-ids are not blobs.
+		if err == nil && !d.IsDir() && len(filepath.Dir(rel)) == 2 {
 			n++
 		}
 		return nil
 	})
 	return n
+}
+
+// sweptClean checks that every blob left in f's store is named by no row, so that a
+// sweep once the grace period is over removes them all.
+func sweptClean(t testing.TB, f *fixture) {
+	t.Helper()
+	later := func() time.Time { return time.Now().Add(casebook.DefaultBlobGrace + time.Minute) }
+	rep, err := casebook.SweepBlobs(context.Background(), f.st, f.blobs, casebook.SweepOptions{Now: later})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := blobCount(t, f.blobs.Root()); n != 0 || rep.Removed != rep.Unnamed {
+		t.Errorf("%d blobs left after the sweep (%+v)", n, rep)
+	}
 }
 
 func TestAddUpdate(t *testing.T) {
@@ -215,9 +231,8 @@ func TestAddUpdateFailureBeforeCommit(t *testing.T) {
 			t.Errorf("%s = %d after a failed commit", q, n)
 		}
 	}
-	if n := blobCount(t, f.blobs.Root()); n != 0 {
-		t.Errorf("%d blobs left after a failed commit", n)
-	}
+	// The blob stays until the sweep: the write path never deletes.
+	sweptClean(t, f)
 	out, err := svc.AddUpdate(ctx, f.update("crash", file("a.txt", data)))
 	if err != nil || out.Result != casebook.ResultAdded {
 		t.Fatalf("retry = %+v, %v", out, err)
@@ -267,9 +282,7 @@ func TestAddUpdateRefused(t *testing.T) {
 					t.Errorf("%s = %d after a refusal", q, n)
 				}
 			}
-			if n := blobCount(t, f.blobs.Root()); n != 0 {
-				t.Errorf("%d blobs left after a refusal", n)
-			}
+			sweptClean(t, f)
 		})
 	}
 }
