@@ -206,7 +206,12 @@ func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer,
 // mime.FormatMediaType, so a filename cannot inject header fields), the stored
 // (sniffed) type, nosniff, and a sandbox CSP should a browser render it anyway. The
 // SHA-256 is checked while streaming, and the last bytes are held back until it
-// matches: a corrupted blob never reaches the client whole.
+// matches: a corrupted blob never reaches the client whole. An encrypted blob's
+// decryption fails at the first segment that does not authenticate; once part of the
+// body is sent, the handler aborts the connection, so the client sees a transfer cut
+// short of its Content-Length (curl: "transfer closed with N bytes remaining"), never
+// a complete file. The 64 KiB held back is one encryption segment: the last segment,
+// whose tag also proves the file ends there, is checked before any of it is sent.
 func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
 	ctx := r.Context()
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
@@ -237,7 +242,10 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	f, err := s.blobs.Open(ctx, a.BlobKey)
 	if err != nil {
-		s.serverError(w, r, "open blob", err)
+		// Missing, or an encrypted blob whose header or length is damaged.
+		s.log.ErrorContext(ctx, "attachment cannot be opened", "attachment", a.ID, slog.Any("error", err))
+		s.audit(r, &v.User, "download", object, "integrity_failure")
+		s.renderError(w, r, http.StatusInternalServerError, damagedFile)
 		return
 	}
 	defer f.Close()
@@ -267,7 +275,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
 			h.Del("Content-Disposition")
 			h.Del("Content-Length")
 			h.Set("Content-Security-Policy", pageCSP)
-			s.renderError(w, r, http.StatusInternalServerError, "This file is damaged on our side and cannot be served. Support has been told.")
+			s.renderError(w, r, http.StatusInternalServerError, damagedFile)
 			return
 		}
 		// Headers and part of the body are gone: cut the connection so the client
@@ -276,6 +284,9 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	hw.flush()
 }
+
+// damagedFile is what a user sees for a file that fails its integrity check.
+const damagedFile = "This file is damaged on our side and cannot be served. Support has been told."
 
 // holdback passes writes through but keeps the last keep bytes until flush.
 type holdback struct {

@@ -96,7 +96,8 @@ func newEnv(t *testing.T, tweak ...func(*web.Options)) *env {
 	ctx := context.Background()
 	e := &env{t: t, st: pgtest.Store(t), failAudit: &atomic.Bool{}}
 	var err error
-	if e.blobs, err = blob.Open(t.TempDir()); err != nil {
+	// Encrypted, as a new install with a key: downloads go through decryption.
+	if e.blobs, err = blob.Open(t.TempDir(), blob.NewKey()); err != nil {
 		t.Fatal(err)
 	}
 	e.hasher = password.NewHasher(cheap, 4)
