@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -358,22 +360,33 @@ func BenchmarkAddUpdate(b *testing.B) {
 	ctx := context.Background()
 	att := make([]byte, 100_000)
 	rand.Read(att)
-	b.Run("AddUpdate_100KB", func(b *testing.B) {
-		b.SetBytes(int64(len(att)))
-		// -count reruns this function on the same database: keep its ids apart.
-		run := rand.Text()
-		i := 0
-		for b.Loop() {
-			i++
-			// A distinct file each time, so every iteration writes a new blob.
-			copy(att, fmt.Sprintf("%020d", i))
-			out, err := f.svc.AddUpdate(ctx, f.update(fmt.Sprint("bench-", run, i), file("scan.bin", att)))
-			if err != nil || out.Result != casebook.ResultAdded {
-				b.Fatal(out, err)
+	plain := f.svc
+	encDir, err := blob.Open(b.TempDir(), blob.NewKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	encrypted := casebook.NewService(f.st, encDir, casebook.Options{MaxFileSize: 1 << 20})
+	for _, v := range []struct {
+		name string
+		svc  *casebook.Service
+	}{{"AddUpdate_100KB", plain}, {"AddUpdate_100KB_encrypted", encrypted}} {
+		b.Run(v.name, func(b *testing.B) {
+			b.SetBytes(int64(len(att)))
+			// -count reruns this function on the same database: keep its ids apart.
+			run := rand.Text()
+			i := 0
+			for b.Loop() {
+				i++
+				// A distinct file each time, so every iteration writes a new blob.
+				copy(att, fmt.Sprintf("%020d", i))
+				out, err := v.svc.AddUpdate(ctx, f.update(fmt.Sprint("bench-", run, i), file("scan.bin", att)))
+				if err != nil || out.Result != casebook.ResultAdded {
+					b.Fatal(out, err)
+				}
 			}
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
-	})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+		})
+	}
 	b.Run("BareInsert", func(b *testing.B) {
 		db := f.st.DB()
 		if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS bench_bare (id bigserial PRIMARY KEY, v text NOT NULL)`); err != nil {
@@ -393,4 +406,53 @@ func BenchmarkAddUpdate(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
 	})
+}
+
+// BenchmarkAddUpdateHeap25MiB adds one 25 MiB file through an encrypting store and
+// reports how far the live heap rose above where it started (sampled every
+// millisecond while the update runs).
+func BenchmarkAddUpdateHeap25MiB(b *testing.B) {
+	f := newFixture(b)
+	ctx := context.Background()
+	encDir, err := blob.Open(b.TempDir(), blob.NewKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc := casebook.NewService(f.st, encDir, casebook.Options{MaxFileSize: 26 << 20})
+	run := rand.Text()
+	var peak uint64
+	i := 0
+	for b.Loop() {
+		i++
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		base := m.HeapAlloc
+		done := make(chan struct{})
+		sampled := make(chan uint64)
+		go func() {
+			top := base
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					sampled <- top - base
+					return
+				case <-tick.C:
+					var m runtime.MemStats
+					runtime.ReadMemStats(&m)
+					top = max(top, m.HeapAlloc)
+				}
+			}
+		}()
+		body := io.MultiReader(strings.NewReader(fmt.Sprintf("%020d", i)), io.LimitReader(rand.Reader, 25<<20-20))
+		out, err := svc.AddUpdate(ctx, f.update(fmt.Sprint("heap-", run, i), casebook.File{Name: "big.dcm", Body: body}))
+		close(done)
+		peak = max(peak, <-sampled)
+		if err != nil || out.Result != casebook.ResultAdded {
+			b.Fatal(out, err)
+		}
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "heap-growth-MiB")
 }
