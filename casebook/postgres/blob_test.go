@@ -263,3 +263,32 @@ func (f *fixture) age(t testing.TB, key string, d time.Duration) {
 		t.Fatal(err)
 	}
 }
+
+// TestOutboxPasswordSealed: a queued temporary password is sealed in its row, opened
+// for the worker, and scrubbed once sent.
+func TestOutboxPasswordSealed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.st.SealSecretsWith(blob.NewKey())
+	m := casebook.OutboxMail{Kind: casebook.MailTemporaryPassword, UserID: &f.customer.ID, Recipient: "alice@acme.test",
+		MessageID: casebook.NewMessageID("test"), Data: map[string]any{"password": "correct horse battery", "expires_at": "2099-01-01T00:00:00Z"}}
+	if err := f.st.Enqueue(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	var data string
+	f.st.DB().Get(&data, `SELECT data::text FROM outbox`)
+	if bytes.Contains([]byte(data), []byte("correct horse")) {
+		t.Fatalf("password in plaintext: %s", data)
+	}
+	es, err := f.st.ClaimOutbox(ctx, time.Now(), time.Minute, 10, 0)
+	if err != nil || len(es) != 1 || es[0].Data["password"] != "correct horse battery" {
+		t.Fatalf("claimed %+v, %v", es, err)
+	}
+	if err := f.st.MarkOutboxSent(ctx, es[0].ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	f.st.DB().Get(&data, `SELECT data::text FROM outbox`)
+	if bytes.Contains([]byte(data), []byte("password")) {
+		t.Errorf("password left after sending: %s", data)
+	}
+}
