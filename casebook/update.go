@@ -113,19 +113,21 @@ type Outcome struct {
 
 // StoredBlob is a file in the blob store.
 type StoredBlob struct {
-	Key         string
+	// Key names the blob in the store: the SHA-256 of a plaintext blob, a keyed hash
+	// of the content when blobs are encrypted.
+	Key string
+	// SHA256 is the plaintext's digest, kept with the attachment for users and audit.
 	SHA256      string
 	Size        int64
 	ContentType string
-	// Created is false when identical content was already stored.
-	Created bool
 }
 
-// Blobs stores file contents by their SHA-256.
+// Blobs stores file contents, one blob per distinct content. A blob is never removed
+// on the write path: identical content may be named by another update committed in
+// the meantime. Blobs no row names are removed by SweepBlobs after a grace period.
 type Blobs interface {
 	// Put streams r into the store, refusing more than limit bytes with ErrTooLarge.
 	Put(ctx context.Context, r io.Reader, limit int64) (StoredBlob, error)
-	Remove(ctx context.Context, key string) error
 }
 
 // NewUpdate is a validated update ready to commit.
@@ -306,7 +308,6 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 		nu.Reopen = c.Status == StatusResolved
 	}
 
-	var created []string
 	if u.Files != nil {
 		err = u.Files(func(f File) error {
 			if len(nu.Attachments) >= s.opt.MaxFiles {
@@ -320,9 +321,6 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 			}
 			if err != nil {
 				return fmt.Errorf("store %q: %w", SanitizeFilename(f.Name), err)
-			}
-			if b.Created {
-				created = append(created, b.Key)
 			}
 			nu.Attachments = append(nu.Attachments, Attachment{
 				Filename:    SanitizeFilename(f.Name),
@@ -346,7 +344,8 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 		return Outcome{Result: ResultDuplicate}, nil
 	}
 	if err != nil {
-		s.removeBlobs(created)
+		// The blobs stay: the sweep removes those no row names once the grace period
+		// is over (SweepBlobs).
 		return Outcome{}, fmt.Errorf("add update to %s: %w", s.opt.Refs.Format(c.Number), err)
 	}
 	if nu.Reopen {
@@ -356,20 +355,6 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 	s.log.InfoContext(ctx, "update added", "case", s.opt.Refs.Format(c.Number), "source", u.Source,
 		"external_id", u.ExternalID, "attachments", len(nu.Attachments), "reopened", nu.Reopen)
 	return Outcome{Result: ResultAdded, UpdateID: id, Case: c, Attachments: nu.Attachments, Reopened: nu.Reopen}, nil
-}
-
-// removeBlobs deletes blobs this call created for an update that was not committed,
-// so a refused upload leaves nothing behind. Blobs that existed before are kept: other
-// attachments may share them.
-func (s *Service) removeBlobs(keys []string) {
-	// The caller's context may be what failed; cleanup must still run.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, k := range keys {
-		if err := s.blobs.Remove(ctx, k); err != nil {
-			s.log.Warn("cannot remove blob of a failed update", "blob", k, slog.Any("error", err))
-		}
-	}
 }
 
 // authorize applies DESIGN's rule: the author's identity belongs to the case's org, or

@@ -1,12 +1,22 @@
-// Package blob keeps attachment contents in a directory, addressed by SHA-256.
+// Package blob keeps attachment contents in a directory, one file per distinct
+// content.
 //
 // A file is written to a temporary name, hashed while it streams, fsynced, and renamed
-// to its content address, then the directory is fsynced: a crash mid-write leaves
-// only a temporary file (removed at next start), never a visible partial blob.
+// to its name, then the directory is fsynced: a crash mid-write leaves only a
+// temporary file (removed at next start), never a visible partial blob. Blobs are
+// never removed on the write path: a blob no row names is left for Sweep, which
+// removes it only after a grace period (see RemoveUnused).
+//
+// With a key, each blob is encrypted under its own data key (crypt.go) and named by
+// an HMAC of its content under a key derived from the master key, so neither the
+// bytes nor the name reveal the content. Without one, blobs are plaintext named by
+// their SHA-256; both kinds are read back alike, told apart by the encrypted format's
+// magic.
 package blob
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -16,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gabriel-vasile/mimetype"
 
@@ -25,16 +36,22 @@ import (
 // sniffLen is how much of a file mimetype needs to see to tell most types apart.
 const sniffLen = 3072
 
-// Dir is a content-addressed blob store in a directory.
+// Dir is a blob store in a directory.
 type Dir struct {
 	root string
+	// key encrypts new blobs; nil stores them in plaintext.
+	key *Key
+	// keys open encrypted blobs: key first, then any others (during a rotation).
+	keys []*Key
 }
 
 var _ casebook.Blobs = (*Dir)(nil)
 
 // Open prepares root for use, creating it when missing and clearing temporary files
-// left by a crash.
-func Open(root string) (*Dir, error) {
+// left by a crash. The first of keys, when given, encrypts new blobs; all of them
+// open existing ones. A store whose blobs are under another key, or that holds
+// encrypted blobs while no key is given, is refused (ErrWrongKey, ErrKeyMissing).
+func Open(root string, keys ...*Key) (*Dir, error) {
 	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o700); err != nil {
 		return nil, fmt.Errorf("blob store %s: %w", root, err)
 	}
@@ -45,11 +62,26 @@ func Open(root string) (*Dir, error) {
 	for _, t := range tmps {
 		os.Remove(filepath.Join(root, "tmp", t.Name()))
 	}
-	return &Dir{root: root}, nil
+	d := &Dir{root: root}
+	for _, k := range keys {
+		if k != nil {
+			d.keys = append(d.keys, k)
+		}
+	}
+	if len(d.keys) > 0 {
+		d.key = d.keys[0]
+	}
+	if err := d.checkKey(); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // Root returns the directory.
 func (d *Dir) Root() string { return d.root }
+
+// Encrypting reports whether new blobs are encrypted.
+func (d *Dir) Encrypting() bool { return d.key != nil }
 
 // Put streams r into the store. More than limit bytes is casebook.ErrTooLarge and
 // stores nothing. Memory use is constant whatever the size.
@@ -63,14 +95,29 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, limit int64) (casebook.Store
 		os.Remove(tmp.Name())
 	}()
 
-	h := sha256.New()
+	sum := sha256.New()
+	name := sum
+	var dst io.Writer = tmp
+	var enc io.WriteCloser
+	if d.key != nil {
+		name = hmac.New(sha256.New, d.key.name)
+		if enc, err = encryptTo(tmp, d.key); err != nil {
+			return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
+		}
+		dst = enc
+	}
 	head := &prefixBuffer{max: sniffLen}
-	n, err := io.Copy(io.MultiWriter(tmp, h, head), &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)})
+	n, err := io.Copy(multiWriter(dst, sum, name, head), &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)})
 	if err != nil {
 		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
 	}
 	if n > limit {
 		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w (%d bytes)", casebook.ErrTooLarge, limit)
+	}
+	if enc != nil {
+		if err := enc.Close(); err != nil {
+			return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
+		}
 	}
 	if err := tmp.Sync(); err != nil {
 		return casebook.StoredBlob{}, fmt.Errorf("blob put: fsync: %w", err)
@@ -78,26 +125,39 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, limit int64) (casebook.Store
 	if err := tmp.Close(); err != nil {
 		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	b := casebook.StoredBlob{Key: sum, SHA256: sum, Size: n, ContentType: sniff(head.buf)}
-	final := d.path(sum)
-	if _, err := os.Stat(final); err == nil {
-		return b, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+	b := casebook.StoredBlob{Key: hex.EncodeToString(name.Sum(nil)), SHA256: hex.EncodeToString(sum.Sum(nil)), Size: n, ContentType: sniff(head.buf)}
+	if err := d.place(tmp.Name(), b.Key); err != nil {
 		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
-	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
-		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
-	}
-	b.Created = true
 	return b, nil
 }
 
-// Open returns a blob's contents.
+// place renames the file at tmp to name, unless name exists. An existing blob has its
+// modification time set to now instead: the sweep removes only blobs untouched for
+// the grace period, so a blob an update is about to name again is safe from it even
+// if no row names it yet.
+func (d *Dir) place(tmp, name string) error {
+	final := d.path(name)
+	now := time.Now()
+	err := os.Chtimes(final, now, now)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(final))
+}
+
+// Open returns a blob's contents, decrypted when the blob is encrypted. A damaged
+// encrypted blob fails with ErrDamaged: at once for a bad header or length, or from
+// Read at the first segment that does not authenticate.
 func (d *Dir) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if !validKey(key) {
 		return nil, fmt.Errorf("blob %q: %w", key, casebook.ErrNotFound)
@@ -109,18 +169,50 @@ func (d *Dir) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", key, err)
 	}
-	return f, nil
+	enc, err := isEncrypted(f)
+	if err != nil || !enc {
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("blob %s: %w", key, err)
+		}
+		return f, nil
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("blob %s: %w", key, err)
+	}
+	h, err := readHeader(f)
+	if err == nil && !streamSizeOK(st.Size()-int64(headerSize)) {
+		err = fmt.Errorf("%w: truncated (%d bytes)", ErrDamaged, st.Size())
+	}
+	var r io.Reader
+	if err == nil {
+		r, err = decryptFrom(f, h, d.keys)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("blob %s: %w", key, err)
+	}
+	return readCloser{Reader: r, Closer: f}, nil
 }
 
-// Remove deletes a blob; a missing blob is not an error.
-func (d *Dir) Remove(ctx context.Context, key string) error {
-	if !validKey(key) {
-		return fmt.Errorf("blob %q: %w", key, casebook.ErrInvalidInput)
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// isEncrypted reads the magic at the start of f and leaves f at its start.
+func isEncrypted(f *os.File) (bool, error) {
+	b := make([]byte, len(magic))
+	n, err := io.ReadFull(f, b)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return false, err
 	}
-	if err := os.Remove(d.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("blob remove %s: %w", key, err)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return false, err
 	}
-	return nil
+	return string(b[:n]) == magic, nil
 }
 
 // path fans blobs out over 256 directories so no directory grows huge.
@@ -173,4 +265,20 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// multiWriter is io.MultiWriter without repeats: a plaintext blob's name is its
+// SHA-256, and one hash must not see the bytes twice.
+func multiWriter(ws ...io.Writer) io.Writer {
+	var uniq []io.Writer
+	for _, w := range ws {
+		seen := false
+		for _, u := range uniq {
+			seen = seen || u == w
+		}
+		if !seen {
+			uniq = append(uniq, w)
+		}
+	}
+	return io.MultiWriter(uniq...)
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"casebook/casebook"
 )
@@ -27,11 +28,11 @@ func TestPutOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
-	if b.SHA256 != hex.EncodeToString(sum[:]) || b.Key != b.SHA256 || b.Size != int64(len(data)) || !b.Created || b.ContentType != "application/pdf" {
+	if b.SHA256 != hex.EncodeToString(sum[:]) || b.Key != b.SHA256 || b.Size != int64(len(data)) || b.ContentType != "application/pdf" {
 		t.Fatalf("blob = %+v", b)
 	}
 	again, err := d.Put(ctx, bytes.NewReader(data), 1<<10)
-	if err != nil || again.Created || again.Key != b.Key {
+	if err != nil || again.Key != b.Key {
 		t.Fatalf("second put = %+v, %v", again, err)
 	}
 	rc, err := d.Open(ctx, b.Key)
@@ -43,8 +44,8 @@ func TestPutOpen(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Error("content differs")
 	}
-	if err := d.Remove(ctx, b.Key); err != nil {
-		t.Fatal(err)
+	if removed, err := d.RemoveUnused(ctx, b.Key, time.Now().Add(time.Hour)); err != nil || !removed {
+		t.Fatalf("RemoveUnused = %v, %v", removed, err)
 	}
 	if _, err := d.Open(ctx, b.Key); !errors.Is(err, casebook.ErrNotFound) {
 		t.Errorf("open after remove: %v", err)

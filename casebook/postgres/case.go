@@ -53,7 +53,7 @@ func (s *Store) OpenCase(ctx context.Context, nc NewCase, mails ...func(c casebo
 			return err
 		}
 		for _, m := range mails {
-			if err := enqueue(ctx, tx, m(c)); err != nil {
+			if err := s.enqueue(ctx, tx, m(c)); err != nil {
 				return err
 			}
 		}

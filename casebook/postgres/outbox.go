@@ -11,8 +11,10 @@ import (
 )
 
 // enqueue queues a mail inside the caller's transaction, so the mail exists exactly
-// when the change that caused it does.
-func enqueue(ctx context.Context, tx *sqlx.Tx, m casebook.OutboxMail) error {
+// when the change that caused it does. A temporary password is sealed first when the
+// store has a SecretBox.
+func (s *Store) enqueue(ctx context.Context, tx *sqlx.Tx, m casebook.OutboxMail) error {
+	m.Data = s.sealPassword(m.MessageID, m.Data)
 	data, err := json.Marshal(m.Data)
 	if err != nil {
 		return fmt.Errorf("enqueue %s: %w", m.Kind, err)
@@ -30,5 +32,5 @@ func enqueue(ctx context.Context, tx *sqlx.Tx, m casebook.OutboxMail) error {
 
 // Enqueue queues a mail on its own.
 func (s *Store) Enqueue(ctx context.Context, m casebook.OutboxMail) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx) error { return enqueue(ctx, tx, m) })
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return s.enqueue(ctx, tx, m) })
 }

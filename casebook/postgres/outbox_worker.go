@@ -67,7 +67,7 @@ const outboxColumns = `o.id, o.kind, o.case_id, o.update_id, o.user_id, o.recipi
 
 // scrubData removes what must not outlive the mail: the temporary password leaves the
 // database when its mail is sent, fails or is suppressed.
-const scrubData = `data - 'password'`
+const scrubData = `data - 'password' - '` + sealedPasswordKey + `'`
 
 // ClaimOutbox claims up to limit mails due at now for one sending attempt. Each claimed
 // row's attempts is counted and its next attempt moved to now+lease, so a worker that
@@ -130,6 +130,9 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 		}
 		if e.Status == casebook.OutboxSuppressed {
 			delete(e.Data, "password")
+			delete(e.Data, sealedPasswordKey)
+		} else {
+			s.openPassword(e.MessageID, e.Data)
 		}
 		out = append(out, e)
 	}

@@ -23,6 +23,8 @@ type Store struct {
 	db *sqlx.DB
 	// hot runs the frequent reads through prepared statements.
 	hot *stmtCache
+	// box seals queued temporary passwords; nil keeps them in plaintext.
+	box SecretBox
 }
 
 var _ casebook.UpdateStore = (*Store)(nil)

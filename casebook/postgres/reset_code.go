@@ -41,7 +41,7 @@ func (s *Store) IssueResetCode(ctx context.Context, userID int64, codeHash, reas
 				expires_at = EXCLUDED.expires_at, created_at = now()`, userID, codeHash, reason, expires); err != nil {
 			return err
 		}
-		if err := enqueue(ctx, tx, mail); err != nil {
+		if err := s.enqueue(ctx, tx, mail); err != nil {
 			return err
 		}
 		issued = true

@@ -11,9 +11,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"casebook/casebook"
 	"casebook/casebook/blob"
@@ -94,12 +96,28 @@ func blobCount(t testing.TB, dir string) int {
 	t.Helper()
 	n := 0
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !strings.Contains(p, string(filepath.Separator)+"tmp"+string(filepath.Separator)) {
+		rel, _ := filepath.Rel(dir, p)
+		// Blobs live in two-letter fan-out directories; tmp/, gc/ and key-ids are not blobs.
+		if err == nil && !d.IsDir() && len(filepath.Dir(rel)) == 2 {
 			n++
 		}
 		return nil
 	})
 	return n
+}
+
+// sweptClean checks that every blob left in f's store is named by no row, so that a
+// sweep once the grace period is over removes them all.
+func sweptClean(t testing.TB, f *fixture) {
+	t.Helper()
+	later := func() time.Time { return time.Now().Add(casebook.DefaultBlobGrace + time.Minute) }
+	rep, err := casebook.SweepBlobs(context.Background(), f.st, f.blobs, casebook.SweepOptions{Now: later})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := blobCount(t, f.blobs.Root()); n != 0 || rep.Removed != rep.Unnamed {
+		t.Errorf("%d blobs left after the sweep (%+v)", n, rep)
+	}
 }
 
 func TestAddUpdate(t *testing.T) {
@@ -215,9 +233,8 @@ func TestAddUpdateFailureBeforeCommit(t *testing.T) {
 			t.Errorf("%s = %d after a failed commit", q, n)
 		}
 	}
-	if n := blobCount(t, f.blobs.Root()); n != 0 {
-		t.Errorf("%d blobs left after a failed commit", n)
-	}
+	// The blob stays until the sweep: the write path never deletes.
+	sweptClean(t, f)
 	out, err := svc.AddUpdate(ctx, f.update("crash", file("a.txt", data)))
 	if err != nil || out.Result != casebook.ResultAdded {
 		t.Fatalf("retry = %+v, %v", out, err)
@@ -267,9 +284,7 @@ func TestAddUpdateRefused(t *testing.T) {
 					t.Errorf("%s = %d after a refusal", q, n)
 				}
 			}
-			if n := blobCount(t, f.blobs.Root()); n != 0 {
-				t.Errorf("%d blobs left after a refusal", n)
-			}
+			sweptClean(t, f)
 		})
 	}
 }
@@ -345,22 +360,33 @@ func BenchmarkAddUpdate(b *testing.B) {
 	ctx := context.Background()
 	att := make([]byte, 100_000)
 	rand.Read(att)
-	b.Run("AddUpdate_100KB", func(b *testing.B) {
-		b.SetBytes(int64(len(att)))
-		// -count reruns this function on the same database: keep its ids apart.
-		run := rand.Text()
-		i := 0
-		for b.Loop() {
-			i++
-			// A distinct file each time, so every iteration writes a new blob.
-			copy(att, fmt.Sprintf("%020d", i))
-			out, err := f.svc.AddUpdate(ctx, f.update(fmt.Sprint("bench-", run, i), file("scan.bin", att)))
-			if err != nil || out.Result != casebook.ResultAdded {
-				b.Fatal(out, err)
+	plain := f.svc
+	encDir, err := blob.Open(b.TempDir(), blob.NewKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	encrypted := casebook.NewService(f.st, encDir, casebook.Options{MaxFileSize: 1 << 20})
+	for _, v := range []struct {
+		name string
+		svc  *casebook.Service
+	}{{"AddUpdate_100KB", plain}, {"AddUpdate_100KB_encrypted", encrypted}} {
+		b.Run(v.name, func(b *testing.B) {
+			b.SetBytes(int64(len(att)))
+			// -count reruns this function on the same database: keep its ids apart.
+			run := rand.Text()
+			i := 0
+			for b.Loop() {
+				i++
+				// A distinct file each time, so every iteration writes a new blob.
+				copy(att, fmt.Sprintf("%020d", i))
+				out, err := v.svc.AddUpdate(ctx, f.update(fmt.Sprint("bench-", run, i), file("scan.bin", att)))
+				if err != nil || out.Result != casebook.ResultAdded {
+					b.Fatal(out, err)
+				}
 			}
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
-	})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+		})
+	}
 	b.Run("BareInsert", func(b *testing.B) {
 		db := f.st.DB()
 		if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS bench_bare (id bigserial PRIMARY KEY, v text NOT NULL)`); err != nil {
@@ -380,4 +406,53 @@ func BenchmarkAddUpdate(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
 	})
+}
+
+// BenchmarkAddUpdateHeap25MiB adds one 25 MiB file through an encrypting store and
+// reports how far the live heap rose above where it started (sampled every
+// millisecond while the update runs).
+func BenchmarkAddUpdateHeap25MiB(b *testing.B) {
+	f := newFixture(b)
+	ctx := context.Background()
+	encDir, err := blob.Open(b.TempDir(), blob.NewKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc := casebook.NewService(f.st, encDir, casebook.Options{MaxFileSize: 26 << 20})
+	run := rand.Text()
+	var peak uint64
+	i := 0
+	for b.Loop() {
+		i++
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		base := m.HeapAlloc
+		done := make(chan struct{})
+		sampled := make(chan uint64)
+		go func() {
+			top := base
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					sampled <- top - base
+					return
+				case <-tick.C:
+					var m runtime.MemStats
+					runtime.ReadMemStats(&m)
+					top = max(top, m.HeapAlloc)
+				}
+			}
+		}()
+		body := io.MultiReader(strings.NewReader(fmt.Sprintf("%020d", i)), io.LimitReader(rand.Reader, 25<<20-20))
+		out, err := svc.AddUpdate(ctx, f.update(fmt.Sprint("heap-", run, i), casebook.File{Name: "big.dcm", Body: body}))
+		close(done)
+		peak = max(peak, <-sampled)
+		if err != nil || out.Result != casebook.ResultAdded {
+			b.Fatal(out, err)
+		}
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "heap-growth-MiB")
 }

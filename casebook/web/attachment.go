@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,8 +13,10 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gabriel-vasile/mimetype"
 	"golang.org/x/text/unicode/norm"
@@ -49,13 +52,24 @@ func (b bodyReader) Read(p []byte) (int, error) {
 // upload adds the files of a multipart request to a case through the one write path.
 // The parts are streamed (never ParseMultipartForm, which would spool them to disk):
 // each file goes from the socket through the type check and the size cap into the
-// blob store. A refusal anywhere fails the whole update, and AddUpdate removes the
-// blobs it created, so nothing is left behind.
+// blob store. A refusal anywhere fails the whole update: no row names its blobs, and
+// the sweep removes them after its grace period. The whole upload has a deadline
+// (UploadTimeout), on the connection's reads and on the update's context alike.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request, v viewer) {
 	c, ok := s.caseInScope(w, r, v, "upload")
 	if !ok {
 		return
 	}
+	deadline := time.Now().Add(s.opt.UploadTimeout)
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(deadline); err == nil {
+		// The connection may serve further requests: they get no deadline of ours.
+		defer rc.SetReadDeadline(time.Time{})
+	}
+	// The refusal page and the audit row use the request's own context, which this
+	// deadline does not end.
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	defer cancel()
 	ref := s.opt.Refs.Format(c.Number)
 	// The whole request may not exceed the caps plus room for the part headers.
 	r.Body = http.MaxBytesReader(w, r.Body, int64(s.opt.MaxFiles)*s.opt.MaxFileSize+1<<20)
@@ -64,7 +78,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.uploadRefused(w, r, v, c, fmt.Errorf("%w: %v", casebook.ErrInvalidInput, err))
 		return
 	}
-	out, err := s.writer.AddUpdate(r.Context(), casebook.Update{
+	out, err := s.writer.AddUpdate(ctx, casebook.Update{
 		Source:     casebook.SourceWeb,
 		ExternalID: "web-" + strings.ToLower(rand.Text()),
 		CaseNumber: c.Number,
@@ -165,6 +179,8 @@ func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer,
 	// reason goes to the log instead of err, whose text names the files (PHI).
 	status, msg, reason, outcome := http.StatusInternalServerError, "", "", "refused"
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		status, msg = http.StatusRequestTimeout, fmt.Sprintf("The upload took longer than %s and was stopped. Nothing was added.", s.opt.UploadTimeout)
 	case errors.Is(err, casebook.ErrTooLarge), errors.As(err, &tooBig):
 		status, msg, reason = http.StatusRequestEntityTooLarge, fmt.Sprintf("A file is larger than %s. Nothing was added.", casebook.FormatSize(s.opt.MaxFileSize)), "too_large"
 	case errors.Is(err, casebook.ErrTooManyFiles):
@@ -214,7 +230,12 @@ func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer,
 // mime.FormatMediaType, so a filename cannot inject header fields), the stored
 // (sniffed) type, nosniff, and a sandbox CSP should a browser render it anyway. The
 // SHA-256 is checked while streaming, and the last bytes are held back until it
-// matches: a corrupted blob never reaches the client whole.
+// matches: a corrupted blob never reaches the client whole. An encrypted blob's
+// decryption fails at the first segment that does not authenticate; once part of the
+// body is sent, the handler aborts the connection, so the client sees a transfer cut
+// short of its Content-Length (curl: "transfer closed with N bytes remaining"), never
+// a complete file. The 64 KiB held back is one encryption segment: the last segment,
+// whose tag also proves the file ends there, is checked before any of it is sent.
 func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
 	ctx := r.Context()
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
@@ -245,7 +266,10 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	f, err := s.blobs.Open(ctx, a.BlobKey)
 	if err != nil {
-		s.serverError(w, r, "open blob", err)
+		// Missing, or an encrypted blob whose header or length is damaged.
+		s.log.ErrorContext(ctx, "attachment cannot be opened", "attachment", a.ID, slog.Any("error", err))
+		s.audit(r, &v.User, "download", object, "integrity_failure")
+		s.renderError(w, r, http.StatusInternalServerError, damagedFile)
 		return
 	}
 	defer f.Close()
@@ -275,7 +299,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
 			h.Del("Content-Disposition")
 			h.Del("Content-Length")
 			h.Set("Content-Security-Policy", pageCSP)
-			s.renderError(w, r, http.StatusInternalServerError, "This file is damaged on our side and cannot be served. Support has been told.")
+			s.renderError(w, r, http.StatusInternalServerError, damagedFile)
 			return
 		}
 		// Headers and part of the body are gone: cut the connection so the client
@@ -284,6 +308,9 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	hw.flush()
 }
+
+// damagedFile is what a user sees for a file that fails its integrity check.
+const damagedFile = "This file is damaged on our side and cannot be served. Support has been told."
 
 // holdback passes writes through but keeps the last keep bytes until flush.
 type holdback struct {

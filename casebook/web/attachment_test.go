@@ -166,28 +166,26 @@ func TestDownload(t *testing.T) {
 	}
 }
 
+// TestDownloadChecksSHA256 serves tampered and truncated encrypted blobs. The
+// decryption fails at the damaged segment (and the SHA-256 check would catch what it
+// did not): a small file is refused before a byte is sent, a large one is cut off
+// short of its Content-Length so the client sees a failed transfer, never a whole file.
 func TestDownloadChecksSHA256(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	bigBody := append([]byte("%PDF-1.4\n"), bytes.Repeat([]byte("0123456789abcdef"), 32<<10)...) // 512 KiB
 	big := e.attach(e.case1, e.alice, "big.pdf", bigBody)
-	corrupt := func(a casebook.Attachment) {
-		rc, err := e.blobs.Open(ctx, a.BlobKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := rc.(*os.File)
-		name := f.Name()
-		rc.Close()
+	big2 := e.attach(e.case1, e.alice, "big2.pdf", append(bigBody, "second"...))
+	damage := func(a casebook.Attachment, alter func([]byte) []byte) {
+		name := filepath.Join(e.blobs.Root(), a.BlobKey[:2], a.BlobKey)
 		b, _ := os.ReadFile(name)
-		b[len(b)-1] ^= 0xff
-		os.Chmod(name, 0o600)
-		if err := os.WriteFile(name, b, 0o600); err != nil {
+		if err := os.WriteFile(name, alter(b), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	corrupt(e.att1)
-	corrupt(big)
+	tamper := func(b []byte) []byte { b[len(b)-1] ^= 0xff; return b }
+	damage(e.att1, tamper)
+	damage(big, tamper)
+	damage(big2, func(b []byte) []byte { return b[:len(b)-200] })
 	c := e.loggedIn(e.alice.Email, alicePW)
 
 	// Small: the whole file is checked before a byte is sent.
@@ -205,11 +203,21 @@ func TestDownloadChecksSHA256(t *testing.T) {
 	if err == nil || len(got) >= len(bigBody) {
 		t.Errorf("large corrupted file arrived whole: %d of %d bytes, err %v", len(got), len(bigBody), err)
 	}
+	// Truncated: the last segment fails to decrypt, after the first ones were sent.
+	resp, err = c.Get(fmt.Sprintf("%s/attachments/%d", e.ts.URL, big2.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || len(got) >= len(bigBody) {
+		t.Errorf("truncated file arrived whole: %d bytes, err %v", len(got), err)
+	}
 	var outcomes []string
 	for _, a := range e.audits("download") {
 		outcomes = append(outcomes, a.Outcome)
 	}
-	if strings.Join(outcomes, " ") != "success integrity_failure success integrity_failure" {
+	if strings.Join(outcomes, " ") != "success integrity_failure success integrity_failure success integrity_failure" {
 		t.Errorf("download audit outcomes = %q", outcomes)
 	}
 }

@@ -98,7 +98,8 @@ func newEnv(t testing.TB, tweak ...func(*web.Options)) *env {
 	ctx := context.Background()
 	e := &env{t: t, st: pgtest.Store(t), failAudit: &atomic.Bool{}, secrets: map[string]string{}}
 	var err error
-	if e.blobs, err = blob.Open(t.TempDir()); err != nil {
+	// Encrypted, as a new install with a key: downloads go through decryption.
+	if e.blobs, err = blob.Open(t.TempDir(), blob.NewKey()); err != nil {
 		t.Fatal(err)
 	}
 	e.hasher = password.NewHasher(cheap, 4)

@@ -138,6 +138,9 @@ type Options struct {
 	// MaxFileSize caps each uploaded file [25 MiB]; MaxFiles caps files per request [10].
 	MaxFileSize int64
 	MaxFiles    int
+	// UploadTimeout is the whole deadline of one upload, body included [10 min]: a
+	// client that stalls cannot hold an update (and its stored blobs) open at will.
+	UploadTimeout time.Duration
 	// AllowedTypes are the sniffed media types an upload may have [DefaultAllowedTypes].
 	AllowedTypes []string
 	// Refs formats case references.
@@ -215,6 +218,9 @@ func New(store Store, writer Writer, blobs BlobOpener, opt Options) (*Server, er
 	}
 	if opt.MaxFiles <= 0 {
 		opt.MaxFiles = 10
+	}
+	if opt.UploadTimeout <= 0 {
+		opt.UploadTimeout = 10 * time.Minute
 	}
 	if opt.AllowedTypes == nil {
 		opt.AllowedTypes = DefaultAllowedTypes

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"casebook/casebook/clamav"
+	"time"
 )
 
 // Config is everything casebook is configured with. It is filled from flags and
@@ -16,6 +17,11 @@ import (
 type Config struct {
 	DatabaseURL string
 	DataDir     string
+	// BlobKeyFile names the master key that encrypts blobs (and queued temporary
+	// passwords); empty stores them in plaintext.
+	BlobKeyFile string
+	// BlobGrace is how long a blob no row names is kept before the sweep removes it.
+	BlobGrace   time.Duration
 	JSON        bool
 	LogLevel    string
 	CasePrefix  string
@@ -62,6 +68,7 @@ var secretFlags = map[string]bool{"slack-bot-token": true, "slack-app-token": tr
 func (c *Config) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DatabaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/casebook?sslmode=disable", "PostgreSQL URL")
 	fs.StringVar(&c.DataDir, "data-dir", "./casebook-data", "directory that keeps attachments")
+	fs.StringVar(&c.BlobKeyFile, "blob-key-file", "", "file holding the 32-byte key (raw or base64) that encrypts attachments at rest")
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON object (one per line for lists)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.CasePrefix, "case-prefix", "CASE", "word before case numbers, as in CASE-000123")

@@ -134,8 +134,6 @@ func (dryRunBlobs) Put(ctx context.Context, r io.Reader, limit int64) (casebook.
 	return casebook.StoredBlob{Key: sum, SHA256: sum, Size: n, ContentType: mimetype.Detect(head[:k]).String()}, nil
 }
 
-func (dryRunBlobs) Remove(context.Context, string) error { return nil }
-
 // ingestLine is the JSON line `casebook ingest --json` prints for each file.
 type ingestLine struct {
 	File        string            `json:"file"`

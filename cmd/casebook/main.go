@@ -54,6 +54,12 @@ func commands() map[string]command {
 		"case reply":   caseReplyCommand(),
 		"outbox list":  outboxListCommand(),
 
+		// The blob store's commands.
+		"blobs gc":      blobsGCCommand(),
+		"blobs verify":  blobsVerifyCommand(),
+		"blobs rekey":   blobsRekeyCommand(),
+		"blobs encrypt": blobsEncryptCommand(),
+
 		// The email channel's commands.
 		"ingest":             ingestCommand(),
 		"quarantine list":    quarantineListCommand(),
@@ -172,6 +178,7 @@ type app struct {
 
 	st      *postgres.Store
 	blobs   *blob.Dir
+	key     *blob.Key
 	service *casebook.Service
 	metrics *metrics.Metrics
 	admin   *metrics.Admin
@@ -194,6 +201,10 @@ func (a *app) store(ctx context.Context) (*postgres.Store, error) {
 	if a.st != nil {
 		return a.st, nil
 	}
+	key, err := a.blobKey()
+	if err != nil {
+		return nil, err
+	}
 	st, err := postgres.Open(ctx, a.cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
@@ -202,15 +213,36 @@ func (a *app) store(ctx context.Context) (*postgres.Store, error) {
 		st.Close()
 		return nil, err
 	}
+	if key != nil {
+		st.SealSecretsWith(key)
+	}
 	a.st = st
 	return st, nil
 }
 
+// blobKey reads --blob-key-file once; nil without one.
+func (a *app) blobKey() (*blob.Key, error) {
+	if a.key != nil || a.cfg.BlobKeyFile == "" {
+		return a.key, nil
+	}
+	k, err := blob.ReadKeyFile(a.cfg.BlobKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--blob-key-file: %w", err)
+	}
+	a.key = k
+	return k, nil
+}
+
+// blobStore opens the blob store with the key, refusing a key its blobs are not under.
 func (a *app) blobStore() (*blob.Dir, error) {
 	if a.blobs != nil {
 		return a.blobs, nil
 	}
-	d, err := blob.Open(a.cfg.DataDir)
+	key, err := a.blobKey()
+	if err != nil {
+		return nil, err
+	}
+	d, err := blob.Open(a.cfg.DataDir, key)
 	if err != nil {
 		return nil, err
 	}

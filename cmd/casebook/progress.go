@@ -20,11 +20,13 @@ type progress struct {
 	interval time.Duration
 	lastLine time.Time
 	now      func() time.Time
+	// unit and units name what is counted, as in "12.0 msg/s" and "3/9 messages".
+	unit, units string
 }
 
 func newProgress(w io.Writer, terminal bool, label string, total int, now func() time.Time) *progress {
 	t := now()
-	return &progress{w: w, terminal: terminal, label: label, total: total, start: t, lastLine: t, interval: 10 * time.Second, now: now}
+	return &progress{w: w, terminal: terminal, label: label, total: total, start: t, lastLine: t, interval: 10 * time.Second, now: now, unit: "msg", units: "messages"}
 }
 
 // update shows done of total, with what happened so far in detail.
@@ -67,9 +69,9 @@ func (p *progress) line(done int, detail string, now time.Time) string {
 			fill = done * width / p.total
 		}
 		bar := strings.Repeat("=", fill) + strings.Repeat(" ", width-fill)
-		return strings.TrimSpace(fmt.Sprintf("%s [%s] %s  %.1f msg/s  ETA %s  %s", p.label, bar, count, rate, eta, detail))
+		return strings.TrimSpace(fmt.Sprintf("%s [%s] %s  %.1f %s/s  ETA %s  %s", p.label, bar, count, rate, p.unit, eta, detail))
 	}
-	line := fmt.Sprintf("%s: %s messages, %.1f msg/s, ETA %s", p.label, count, rate, eta)
+	line := fmt.Sprintf("%s: %s %s, %.1f %s/s, ETA %s", p.label, count, p.units, rate, p.unit, eta)
 	if detail != "" {
 		line += ", " + detail
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -29,6 +30,7 @@ func serveCommand() command {
 			a.cfg.slackFlags(fs)
 			a.cfg.mailFlags(fs)
 			a.cfg.imapFlags(fs)
+			blobGraceFlag(fs, &a.cfg)
 		},
 		run: func(ctx context.Context, a *app, _ []string) error {
 			if a.cfg.Clamd == "" {
@@ -41,12 +43,20 @@ func serveCommand() command {
 			if len(comps) == 0 {
 				return errors.New("nothing to serve: configure --http, --imap, --smtp or a bot")
 			}
-			// The admin listener serves the others: alone it is not worth running.
+			if a.cfg.BlobKeyFile == "" {
+				a.log.Warn("files are stored unencrypted: no --blob-key-file (see README, Encryption at rest)")
+			}
+			// The admin listener and the sweep serve the others: alone they are not
+			// worth running.
 			admin, err := a.adminComponents(ctx)
 			if err != nil {
 				return err
 			}
-			return runComponents(ctx, a, append(comps, admin...))
+			sweep, err := a.blobSweepComponent(ctx)
+			if err != nil {
+				return err
+			}
+			return runComponents(ctx, a, slices.Concat(comps, admin, sweep))
 		},
 	}
 }

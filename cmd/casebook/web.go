@@ -31,6 +31,8 @@ type WebConfig struct {
 	RequireMFA string
 	// MFAKey seals TOTP secrets in the database; at least 32 bytes when set.
 	MFAKey string
+	// UploadTimeout is the whole deadline of one upload.
+	UploadTimeout time.Duration
 }
 
 // newAccountTTL is how long the temporary password of a new account works. Longer than
@@ -49,6 +51,7 @@ func (c *Config) webFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Web.MaxFiles, "upload-max-files", 10, "most files one web upload may carry")
 	fs.StringVar(&c.Web.RequireMFA, "require-mfa", string(web.MFAStaff), "whose accounts must set up a TOTP second factor right after their password: staff, all or off")
 	fs.StringVar(&c.Web.MFAKey, "mfa-key", "", "secret of at least 32 bytes that seals TOTP secrets in the database (keep it out of the database's backups)")
+	fs.DurationVar(&c.Web.UploadTimeout, "upload-timeout", 10*time.Minute, "deadline of a whole web upload: a stalled client cannot hold it open longer")
 }
 
 func (c *Config) validateWeb() error {
@@ -61,6 +64,9 @@ func (c *Config) validateWeb() error {
 	}
 	if c.Web.MFAKey != "" && len(c.Web.MFAKey) < 32 {
 		errs = append(errs, fmt.Errorf("--mfa-key (CASEBOOK_MFA_KEY) has %d bytes, need at least 32", len(c.Web.MFAKey)))
+	}
+	if c.Web.UploadTimeout <= 0 {
+		errs = append(errs, errors.New("--upload-timeout must be positive"))
 	}
 	if (c.Web.TLSCert == "") != (c.Web.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
@@ -119,6 +125,7 @@ func (a *app) webComponents(ctx context.Context) ([]component, error) {
 		MaxFiles:        a.cfg.Web.MaxFiles,
 		RequireMFA:      web.MFAPolicy(a.cfg.Web.RequireMFA),
 		MFAKey:          []byte(a.cfg.Web.MFAKey),
+		UploadTimeout:   a.cfg.Web.UploadTimeout,
 		Refs:            a.refs(),
 		MessageIDDomain: a.cfg.MailDomain,
 		Sessions:        sessions,

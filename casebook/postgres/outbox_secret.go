@@ -1,0 +1,129 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// SecretBox seals short secrets for a column and opens them again
+// (casebook/blob.Key, under the blob master key).
+type SecretBox interface {
+	SealSecret(plaintext, aad string) string
+	OpenSecret(sealed, aad string) (string, error)
+}
+
+// sealedPasswordKey holds, in an outbox row's data, the temporary password sealed
+// under each key that may have to send it: one, or two during a key rotation. The
+// plaintext "password" key is then absent; scrubData removes both.
+const sealedPasswordKey = "password_sealed"
+
+// SealSecretsWith makes the store seal the temporary password of every mail it
+// queues from now on, and open it when the outbox worker claims the mail. Without a
+// box passwords wait in plaintext, as before a key was configured.
+func (s *Store) SealSecretsWith(box SecretBox) { s.box = box }
+
+// passwordAAD binds a sealed password to its mail.
+func passwordAAD(messageID string) string { return "outbox password " + messageID }
+
+// sealPassword returns data with its "password" sealed, when there is a box.
+func (s *Store) sealPassword(messageID string, data map[string]any) map[string]any {
+	pw, ok := data["password"].(string)
+	if s.box == nil || !ok {
+		return data
+	}
+	out := maps.Clone(data)
+	delete(out, "password")
+	out[sealedPasswordKey] = []string{s.box.SealSecret(pw, passwordAAD(messageID))}
+	return out
+}
+
+// openPassword puts the plaintext password back into data for the mail composer, when
+// one of the sealed copies opens with the store's box. One that does not open stays
+// missing, and the mail fails as having no password (and is scrubbed).
+func (s *Store) openPassword(messageID string, data map[string]any) {
+	sealed, ok := data[sealedPasswordKey].([]any)
+	if !ok {
+		return
+	}
+	delete(data, sealedPasswordKey)
+	if s.box == nil {
+		return
+	}
+	for _, v := range sealed {
+		if str, ok := v.(string); ok {
+			if pw, err := s.box.OpenSecret(str, passwordAAD(messageID)); err == nil {
+				data["password"] = pw
+				return
+			}
+		}
+	}
+}
+
+// ResealOutboxSecrets seals the password of every pending mail under each of to,
+// opening it with any of from or to, and returns how many rows it rewrote
+// (`casebook blobs rekey`). Rows already sealed under exactly to are left alone.
+// A plaintext password (queued before a key existed) is sealed too.
+func (s *Store) ResealOutboxSecrets(ctx context.Context, from []SecretBox, to []SecretBox) (int, error) {
+	n := 0
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var rows []struct {
+			ID        int64  `db:"id"`
+			MessageID string `db:"message_id"`
+			Data      []byte `db:"data"`
+		}
+		if err := tx.SelectContext(ctx, &rows, `SELECT id, message_id, data FROM outbox
+			WHERE status = 'pending' AND (data ? 'password' OR data ? '`+sealedPasswordKey+`') FOR UPDATE`); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			var d map[string]any
+			if err := json.Unmarshal(r.Data, &d); err != nil {
+				return fmt.Errorf("outbox row %d: %w", r.ID, err)
+			}
+			aad := passwordAAD(r.MessageID)
+			pw, plain := d["password"].(string)
+			if !plain {
+				sealed, _ := d[sealedPasswordKey].([]any)
+				pw = openAny(sealed, append(append([]SecretBox{}, to...), from...), aad)
+				if pw == "" {
+					continue // under no key we hold: left for the worker to fail
+				}
+			}
+			next := make([]string, len(to))
+			for i, b := range to {
+				next[i] = b.SealSecret(pw, aad)
+			}
+			delete(d, "password")
+			d[sealedPasswordKey] = next
+			b, err := json.Marshal(d)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET data = $2 WHERE id = $1`, r.ID, string(b)); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reseal outbox secrets: %w", err)
+	}
+	return n, nil
+}
+
+func openAny(sealed []any, boxes []SecretBox, aad string) string {
+	for _, v := range sealed {
+		str, _ := v.(string)
+		for _, b := range boxes {
+			if pw, err := b.OpenSecret(str, aad); err == nil {
+				return pw
+			}
+		}
+	}
+	return ""
+}
