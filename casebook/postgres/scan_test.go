@@ -6,12 +6,8 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"runtime"
-	"runtime/metrics"
 	"strings"
 	"sync"
 	"testing"
@@ -154,114 +150,4 @@ func TestAddUpdateScan(t *testing.T) {
 			}
 		})
 	}
-}
-
-// BenchmarkAddUpdateScan compares the write path with one 100 KB file, unscanned and
-// scanned by a real clamd, in the same run:
-//
-//	go test -run '^$' -bench AddUpdateScan -benchtime 3s ./casebook/postgres/
-func BenchmarkAddUpdateScan(b *testing.B) {
-	srv := clamdtest.Start(b)
-	att := make([]byte, 100_000)
-	rand.Read(att)
-	for _, mode := range []string{"Unscanned", "Scanned"} {
-		b.Run(mode, func(b *testing.B) {
-			f := newFixture(b)
-			if mode == "Scanned" {
-				f.scanned(b, srv.Addr, false, nil)
-			}
-			ctx := context.Background()
-			b.SetBytes(int64(len(att)))
-			run := rand.Text()
-			i := 0
-			for b.Loop() {
-				i++
-				copy(att, fmt.Sprintf("%020d", i))
-				out, err := f.svc.AddUpdate(ctx, f.update(fmt.Sprint("bench-", run, i), file("scan.bin", att)))
-				if err != nil || out.Result != casebook.ResultAdded {
-					b.Fatal(out, err)
-				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
-		})
-	}
-}
-
-// BenchmarkAddUpdateScanLarge adds one 25 MiB file through the scanning write path
-// and reports the peak growth of the live heap meanwhile (the bytes stream through a
-// pipe to clamd while they go to the blob store, never held whole):
-//
-//	go test -run '^$' -bench AddUpdateScanLarge -benchtime 3x ./casebook/postgres/
-func BenchmarkAddUpdateScanLarge(b *testing.B) {
-	srv := clamdtest.Start(b)
-	f := newFixture(b)
-	c, err := clamav.Parse(srv.Addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	f.svc = casebook.NewService(f.st, f.blobs, casebook.Options{Scanner: c})
-	const size = 25 << 20
-	ctx := context.Background()
-	run := rand.Text()
-	var peak uint64
-	i := 0
-	for b.Loop() {
-		i++
-		b.StopTimer()
-		body := &patternReader{left: size, seed: byte(i)}
-		runtime.GC()
-		base := heapLive()
-		stop, sampled := make(chan struct{}), make(chan uint64)
-		go func() {
-			var top uint64
-			t := time.NewTicker(time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					sampled <- top
-					return
-				case <-t.C:
-					if h := heapLive(); h > base && h-base > top {
-						top = h - base
-					}
-				}
-			}
-		}()
-		b.StartTimer()
-		out, err := f.svc.AddUpdate(ctx, f.update(fmt.Sprint("large-", run, i), casebook.File{Name: "scan.bin", Body: body}))
-		b.StopTimer()
-		close(stop)
-		peak = max(peak, <-sampled)
-		if err != nil || out.Result != casebook.ResultAdded || out.Attachments[0].Size != size {
-			b.Fatal(out, err)
-		}
-		b.StartTimer()
-	}
-	b.ReportMetric(float64(peak)/(1<<20), "peak_heap_growth_MiB")
-}
-
-// patternReader yields left bytes of a pattern without holding them.
-type patternReader struct {
-	left int
-	seed byte
-}
-
-func (p *patternReader) Read(b []byte) (int, error) {
-	if p.left == 0 {
-		return 0, io.EOF
-	}
-	n := min(len(b), p.left)
-	for i := range n {
-		b[i] = byte(p.left-i) ^ p.seed
-	}
-	p.left -= n
-	return n, nil
-}
-
-// heapLive is the heap held by live and not yet swept objects.
-func heapLive() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
 }
