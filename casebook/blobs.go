@@ -36,10 +36,14 @@ type BlobSweeper interface {
 type BlobRefStore interface {
 	// BlobsNamed returns the subset of keys some row names.
 	BlobsNamed(ctx context.Context, keys []string) (map[string]bool, error)
-	// WithBlobSweepLock runs fn holding the one lock all instances sweep under; ok is
-	// false, and fn not run, when another holds it.
-	WithBlobSweepLock(ctx context.Context, fn func(context.Context) error) (ok bool, err error)
+	// WithLock runs fn holding the lock called name, which one instance of several
+	// holds at a time; ok is false, and fn not run, when another holds it. fn's
+	// context ends when the lock may have been lost (checked every interval).
+	WithLock(ctx context.Context, name string, interval time.Duration, fn func(context.Context) error) (ok bool, err error)
 }
+
+// BlobSweepLock names the lock all instances sweep under, so that one sweeps.
+const BlobSweepLock = "casebook/blob-sweep"
 
 // SweepOptions tunes SweepBlobs.
 type SweepOptions struct {
@@ -94,7 +98,7 @@ func SweepBlobs(ctx context.Context, refs BlobRefStore, blobs BlobSweeper, opt S
 		opt.Now = time.Now
 	}
 	rep := SweepReport{DryRun: opt.DryRun}
-	ok, err := refs.WithBlobSweepLock(ctx, func(ctx context.Context) error {
+	ok, err := refs.WithLock(ctx, BlobSweepLock, 10*time.Second, func(ctx context.Context) error {
 		cutoff := opt.Now().Add(-opt.Grace)
 		if !opt.DryRun {
 			if err := blobs.Recover(ctx, cutoff); err != nil {

@@ -15,9 +15,6 @@ var (
 	_ casebook.BlobRefLister = (*Store)(nil)
 )
 
-// blobSweepLockID is the advisory lock the blob sweep holds, so one instance sweeps.
-const blobSweepLockID = 0x626c6f6273776570 // "blobswep"
-
 // BlobsNamed returns the subset of keys that a row names: an attachment, a
 // quarantined message's raw copy, or an update's raw message.
 func (s *Store) BlobsNamed(ctx context.Context, keys []string) (map[string]bool, error) {
@@ -35,25 +32,6 @@ func (s *Store) BlobsNamed(ctx context.Context, keys []string) (map[string]bool,
 		out[k] = true
 	}
 	return out, nil
-}
-
-// WithBlobSweepLock runs fn holding a session-level advisory lock on a connection of
-// its own; ok is false when another session holds it. The lock goes with the
-// connection should this process die.
-func (s *Store) WithBlobSweepLock(ctx context.Context, fn func(context.Context) error) (ok bool, err error) {
-	conn, err := s.db.Connx(ctx)
-	if err != nil {
-		return false, fmt.Errorf("blob sweep lock: %w", err)
-	}
-	defer conn.Close()
-	if err := conn.QueryRowxContext(ctx, `SELECT pg_try_advisory_lock($1)`, blobSweepLockID).Scan(&ok); err != nil {
-		return false, fmt.Errorf("blob sweep lock: %w", err)
-	}
-	if !ok {
-		return false, nil
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, blobSweepLockID)
-	return true, fn(ctx)
 }
 
 // BlobRefs calls fn for every blob a row names, once each, in key order. An

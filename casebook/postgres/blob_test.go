@@ -146,7 +146,7 @@ func TestSweepAfterKill(t *testing.T) {
 func TestSweepOneInstance(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	ok, err := f.st.WithBlobSweepLock(ctx, func(ctx context.Context) error {
+	ok, err := f.st.WithLock(ctx, casebook.BlobSweepLock, time.Second, func(ctx context.Context) error {
 		rep, err := casebook.SweepBlobs(ctx, f.st, f.blobs, casebook.SweepOptions{})
 		if err != nil || !rep.Skipped {
 			t.Errorf("second sweep = %+v, %v; want skipped", rep, err)
