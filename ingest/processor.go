@@ -309,6 +309,8 @@ func (p *MailProcessor) refuse(ctx context.Context, loc Location, rep *Report, u
 func (p *MailProcessor) reason(err error, msg *mail.Message, m Match) string {
 	ref := p.svc.Refs().Format(m.CaseNumber)
 	switch {
+	case errors.Is(err, casebook.ErrUserDisabled):
+		return fmt.Sprintf("the sender %s names %s, but their casebook account is disabled", msg.From.Address, ref)
 	case errors.Is(err, casebook.ErrNoCaseRef):
 		return "no case found: no valid reply token, no thread of ours, no case reference in the subject"
 	case errors.Is(err, casebook.ErrNotAllowed) && m.Proven:
@@ -338,7 +340,7 @@ func ruleName(by string) string {
 func isMessageProblem(err error) bool {
 	for _, target := range []error{
 		mail.ErrMalformed, mail.ErrLimit,
-		casebook.ErrCaseNotFound, casebook.ErrAmbiguousCase, casebook.ErrNoCaseRef, casebook.ErrNotAllowed,
+		casebook.ErrCaseNotFound, casebook.ErrAmbiguousCase, casebook.ErrNoCaseRef, casebook.ErrNotAllowed, casebook.ErrUserDisabled,
 		casebook.ErrCaseClosed, casebook.ErrTooLarge, casebook.ErrTooManyFiles, casebook.ErrInvalidInput,
 	} {
 		if errors.Is(err, target) {

@@ -56,6 +56,17 @@ func (s *Store) ClearLoginFailures(ctx context.Context, key string) error {
 	return nil
 }
 
+// ClearLoginLocks forgets the failures of key and of every key starting with prefix
+// (an account's devices), for staff unlocking an account. It returns the rows removed.
+func (s *Store) ClearLoginLocks(ctx context.Context, key, prefix string) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM login_throttle WHERE key = $1 OR ($2 <> '' AND starts_with(key, $2))`, key, prefix)
+	if err != nil {
+		return 0, fmt.Errorf("clear login locks: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
 // PruneLoginThrottle deletes rows whose last failure is older than age and whose lock
 // has ended: names typed at random must not grow the table for ever.
 func (s *Store) PruneLoginThrottle(ctx context.Context, age time.Duration) (int64, error) {

@@ -23,6 +23,8 @@ type Store struct {
 	db *sqlx.DB
 	// hot runs the frequent reads through prepared statements.
 	hot *stmtCache
+	// auditKey keys the audit chain (SetAuditKey); nil writes unkeyed rows.
+	auditKey []byte
 }
 
 var _ casebook.UpdateStore = (*Store)(nil)

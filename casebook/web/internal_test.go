@@ -44,6 +44,10 @@ func TestPagesRender(t *testing.T) {
 			Attachments: []casebook.Attachment{att},
 			Timeline:    []casebook.TimelineEntry{{ID: 1, Source: casebook.SourceDiscord, Author: "Alice", Body: "hi\nthere", CreatedAt: now, Attachments: []casebook.Attachment{att}}}},
 			[]string{"Add attachment", "25.0 MiB", "Discord", `href="/attachments/7"`, "2.0 KiB", "<p>there</p>"}},
+		"sessions": {SessionsPage{Layout: Layout{Title: "Your sessions", User: user}, Sessions: []casebook.Session{
+			{ID: 1, CreatedAt: now, ExpiresAt: now.Add(15 * time.Minute), IP: "192.0.2.7", UserAgent: "Firefox", Current: true},
+			{ID: 2, CreatedAt: now, ExpiresAt: now.Add(15 * time.Minute), IP: "198.51.100.9", UserAgent: "Safari"}}},
+			[]string{"(this browser)", "198.51.100.9", `action="/account/sessions/end-others"`, `href="/account/sessions"`}},
 		"error": {ErrorPage{Layout: Layout{Title: "Not Found"}, Status: 404, Message: "There is no such page."}, []string{"There is no such page."}},
 	}
 	for _, name := range pageNames {

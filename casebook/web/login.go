@@ -21,48 +21,86 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "login", LoginPage{Layout: Layout{Title: "Log in", Flash: s.sessions.PopString(r.Context(), keyFlash)}})
 }
 
+// throttleKey is a failure budget's row and its rule.
+type throttleKey struct {
+	key string
+	t   Throttle
+}
+
 func accountKey(email string) string { return "account:" + strings.ToLower(strings.TrimSpace(email)) }
 func ipKey(ip string) string         { return "ip:" + ip }
 
 // login checks a password or a temporary password. Every refusal — unknown user,
-// wrong password, locked account or address — gets the same page, status and
-// headers, and costs the same one Argon2id hash, so neither the answer nor its timing
-// tells an attacker which accounts exist.
+// wrong password, disabled or locked account, locked address — gets the same page,
+// status and headers. A refusal the lock decides costs no Argon2id hash, so hammering
+// a locked account cannot starve real logins of the hasher; every other attempt costs
+// exactly one, so the timing does not tell which accounts exist.
+//
+// The lock follows the device-cookie pattern (device.go): a browser holding a valid
+// device cookie for the account is held to that cookie's own budget, any other client
+// to the account's and its address's. The emailed temporary password is checked even
+// while locked (a cheap SHA-256 of a 130-bit code): it proves control of the mailbox.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	email := strings.TrimSpace(r.PostFormValue("email"))
 	pw := r.PostFormValue("password")
-	ip := s.clientIP(r)
-	acct, ipk := accountKey(email), ipKey(ip)
 
-	locked, err := s.store.LoginLocked(ctx, acct, ipk)
-	if err != nil {
-		s.serverError(w, r, "login throttle", err)
-		return
-	}
 	user, uerr := s.store.UserByEmail(ctx, email)
 	if uerr != nil && !errors.Is(uerr, casebook.ErrUserNotFound) {
 		s.serverError(w, r, "login", uerr)
 		return
 	}
 	known := uerr == nil
-	hash, mustChange := "", false
-	if known {
-		if hash, mustChange, err = s.store.PasswordHash(ctx, user.ID); err != nil {
-			s.serverError(w, r, "login", err)
-			return
-		}
-	}
-	// One hash whatever happens: an empty hash costs as much as a real one.
-	rehash, verr := s.opt.Hasher.Verify(ctx, hash, pw)
-	if verr != nil && ctx.Err() != nil {
+	dkey, err := s.deviceKey(ctx)
+	if err != nil {
+		s.serverError(w, r, "device key", err)
 		return
 	}
-	ok := known && !locked && verr == nil
+	device := ""
+	if known {
+		device = s.knownDevice(r, dkey, user.ID)
+	}
+	keys := []throttleKey{{device, s.opt.Account}}
+	if device == "" {
+		keys = []throttleKey{{accountKey(email), s.opt.Account}, {ipKey(s.clientIP(r)), s.opt.IP}}
+	}
+	lockKeys := make([]string, len(keys))
+	for i, k := range keys {
+		lockKeys[i] = k.key
+	}
+	locked, err := s.store.LoginLocked(ctx, lockKeys...)
+	if err != nil {
+		s.serverError(w, r, "login throttle", err)
+		return
+	}
+	usable := known && !user.Disabled
+	hash, mustChange, ok := "", false, false
+	rehash := false
+	if !locked {
+		if known {
+			if hash, mustChange, err = s.store.PasswordHash(ctx, user.ID); err != nil {
+				s.serverError(w, r, "login", err)
+				return
+			}
+		}
+		// One hash whatever the account: an empty hash costs as much as a real one.
+		var verr error
+		rehash, verr = s.opt.Hasher.Verify(ctx, hash, pw)
+		if verr != nil && ctx.Err() != nil {
+			return
+		}
+		ok = usable && verr == nil
+	}
 	usedCode := false
-	if known && !locked && !ok {
-		if usedCode, err = s.store.UseResetCode(ctx, user.ID, codeHash(pw)); err != nil {
+	if !ok {
+		// The same query for every account (user 0 matches nothing), so its cost
+		// tells nothing either.
+		uid := int64(0)
+		if usable {
+			uid = user.ID
+		}
+		if usedCode, err = s.store.UseResetCode(ctx, uid, codeHash(pw)); err != nil {
 			s.serverError(w, r, "login", err)
 			return
 		}
@@ -80,12 +118,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			outcome = "locked"
 		case !known:
 			outcome = "unknown_user"
+		case user.Disabled:
+			outcome = "disabled"
 		}
 		if !locked {
-			for _, k := range []struct {
-				key string
-				t   Throttle
-			}{{acct, s.opt.Account}, {ipk, s.opt.IP}} {
+			for _, k := range keys {
 				if err := s.store.RecordLoginFailure(ctx, k.key, k.t.Window, k.t.delay); err != nil {
 					s.serverError(w, r, "login throttle", err)
 					return
@@ -100,6 +137,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The password (or the emailed temporary password) is accepted.
 	outcome := "success"
 	if usedCode {
 		outcome = "success_temporary_password"
@@ -108,8 +146,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "audit", err)
 		return
 	}
-	if err := s.store.ClearLoginFailures(ctx, acct); err != nil {
-		s.log.WarnContext(ctx, "cannot clear login failures", slog.Any("error", err))
+	// Only the budget this client spent is cleared: a stranger's failures keep the
+	// account locked for strangers while its owner works from a known browser.
+	for _, k := range keys[:1] {
+		if err := s.store.ClearLoginFailures(ctx, k.key); err != nil {
+			s.log.WarnContext(ctx, "cannot clear login failures", slog.Any("error", err))
+		}
 	}
 	if rehash && !usedCode {
 		if nh, err := s.opt.Hasher.Hash(ctx, pw); err == nil {
@@ -119,10 +161,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// A new token at login: a token planted before login (session fixation) is useless.
-	if err := s.startSession(r, user.ID, mustChange || usedCode); err != nil {
+	if err := s.startSession(r, user, mustChange || usedCode); err != nil {
 		s.serverError(w, r, "session", err)
 		return
 	}
+	s.issueDevice(w, r, dkey, user.ID)
 	if mustChange || usedCode {
 		http.Redirect(w, r, "/password", http.StatusSeeOther)
 		return
@@ -130,15 +173,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/cases", http.StatusSeeOther)
 }
 
-// startSession gives the request a fresh session token for userID, commits it and
-// tags it with the user so that a later password change can end it.
-func (s *Server) startSession(r *http.Request, userID int64, mustChange bool) error {
+// startSession gives the request a fresh session token for u, commits it and tags it
+// with the user and the client so that it can be listed and ended.
+func (s *Server) startSession(r *http.Request, u casebook.User, mustChange bool) error {
 	ctx := r.Context()
 	if err := s.sessions.RenewToken(ctx); err != nil {
 		return err
 	}
 	now := time.Now()
-	s.sessions.Put(ctx, keyUserID, userID)
+	s.sessions.Put(ctx, keyUserID, u.ID)
+	s.sessions.Put(ctx, keyEpoch, u.SessionEpoch)
 	s.sessions.Put(ctx, keyMustChange, mustChange)
 	s.sessions.Put(ctx, keyLoginAt, now.Unix())
 	s.touchSession(ctx, now, now)
@@ -146,7 +190,7 @@ func (s *Server) startSession(r *http.Request, userID int64, mustChange bool) er
 	if err != nil {
 		return err
 	}
-	return s.store.TagSession(ctx, token, userID)
+	return s.store.TagSession(ctx, token, u.ID, s.clientIP(r), truncate(r.UserAgent(), 256))
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {

@@ -20,6 +20,7 @@ func TestQuarantineReason(t *testing.T) {
 		{"CASE-000001 is closed: open a new case", "case_closed"},
 		{"message is over a limit: 201 MIME parts", "over_limit"},
 		{"malformed message: no boundary", "malformed"},
+		{"the sender eve@acme.test names CASE-000001, but their casebook account is disabled", "user_disabled"},
 		{"something new", "other"},
 	}
 	for _, tt := range tests {
