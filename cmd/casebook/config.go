@@ -31,6 +31,9 @@ type Config struct {
 	TokenKey string
 	// BaseURL is the web page's public address, for links in mail and for HSTS.
 	BaseURL string
+	// AuditKeyFile names the file holding the audit chain's HMAC key, which must not
+	// live in the database.
+	AuditKeyFile string
 	// Web holds the web page's settings (web.go).
 	Web WebConfig
 	// Mail holds the email channel's limits on one message (ingest.go).
@@ -63,6 +66,7 @@ func (c *Config) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ReplyAddress, "reply-address", "", "address customers reply to, e.g. support@example.com (tokens ride on its plus-address)")
 	fs.StringVar(&c.TokenKey, "token-key", "", "secret of at least 32 bytes that signs reply tokens")
 	fs.StringVar(&c.BaseURL, "base-url", "", "public address of the web page, e.g. https://cases.example.com (links in mail)")
+	fs.StringVar(&c.AuditKeyFile, "audit-key-file", "", "file holding the audit log's HMAC key (at least 32 bytes), kept outside the database")
 }
 
 // Validate checks the config before anything is built from it.

@@ -63,6 +63,14 @@ func commands() map[string]command {
 		// The web page's commands.
 		"user reset-password": userResetPasswordCommand(),
 		"audit":               auditCommand(),
+		"audit anchor":        auditAnchorCommand(),
+
+		// Account lifecycle.
+		"user disable":  userDisableCommand(true),
+		"user enable":   userDisableCommand(false),
+		"user sessions": userSessionsCommand(),
+		"user revoke":   userRevokeCommand(),
+		"user unlock":   userUnlockCommand(),
 	}
 }
 
@@ -199,6 +207,16 @@ func (a *app) store(ctx context.Context) (*postgres.Store, error) {
 	if err := st.CheckSchema(ctx); err != nil {
 		st.Close()
 		return nil, err
+	}
+	if a.cfg.AuditKeyFile != "" {
+		key, err := readAuditKey(a.cfg.AuditKeyFile)
+		if err == nil {
+			err = st.SetAuditKey(key)
+		}
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("--audit-key-file: %w", err)
+		}
 	}
 	a.st = st
 	return st, nil
