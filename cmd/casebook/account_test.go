@@ -24,7 +24,7 @@ import (
 func page(t *testing.T, st *postgres.Store) *httptest.Server {
 	t.Helper()
 	srv, err := web.New(webStore{st}, nil, nil, web.Options{Refs: casebook.DefaultRefFormat,
-		Hasher: password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}, 2),
+		Hasher:   password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}, 2),
 		Sessions: postgresstore.NewWithCleanupInterval(st.DB().DB, 0)})
 	if err != nil {
 		t.Fatal(err)
