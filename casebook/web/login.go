@@ -69,7 +69,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	for i, k := range keys {
 		lockKeys[i] = k.key
 	}
+	// A cheap read turns most refusals away without a write; the claim then counts
+	// this attempt against the account's (or the device's) budget atomically.
 	locked, err := s.store.LoginLocked(ctx, lockKeys...)
+	if err == nil && !locked {
+		locked, err = s.store.ClaimLoginAttempt(ctx, keys[0].key, keys[0].t.Window, keys[0].t.delay)
+	}
 	if err != nil {
 		s.serverError(w, r, "login throttle", err)
 		return
@@ -122,7 +127,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			outcome = "disabled"
 		}
 		if !locked {
-			for _, k := range keys {
+			// The first key's attempt is counted already; the address's counts failures.
+			for _, k := range keys[1:] {
 				if err := s.store.RecordLoginFailure(ctx, k.key, k.t.Window, k.t.delay); err != nil {
 					s.serverError(w, r, "login throttle", err)
 					return

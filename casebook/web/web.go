@@ -51,6 +51,9 @@ type Store interface {
 
 	LoginLocked(ctx context.Context, keys ...string) (bool, error)
 	RecordLoginFailure(ctx context.Context, key string, window time.Duration, delay func(failures int) time.Duration) error
+	// ClaimLoginAttempt counts an attempt before the password is checked, unless the
+	// key is locked, and reports whether it was.
+	ClaimLoginAttempt(ctx context.Context, key string, window time.Duration, delay func(attempts int) time.Duration) (bool, error)
 	ClearLoginFailures(ctx context.Context, key string) error
 	PruneLoginThrottle(ctx context.Context, age time.Duration) (int64, error)
 
