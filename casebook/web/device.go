@@ -88,6 +88,11 @@ func (s *Server) deviceEntries(r *http.Request, key []byte) map[uint64][]byte {
 	return out
 }
 
+// hasDevices says whether the request carries any validly signed device entry.
+func (s *Server) hasDevices(r *http.Request, key []byte) bool {
+	return len(s.deviceEntries(r, key)) > 0
+}
+
 // knownDevice returns the throttle key of the request's device cookie for userID, or
 // "" when the browser holds none that is valid.
 func (s *Server) knownDevice(r *http.Request, key []byte, userID int64) string {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -46,38 +47,49 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	email := strings.TrimSpace(r.PostFormValue("email"))
 	pw := r.PostFormValue("password")
 
-	user, uerr := s.store.UserByEmail(ctx, email)
-	if uerr != nil && !errors.Is(uerr, casebook.ErrUserNotFound) {
-		s.serverError(w, r, "login", uerr)
-		return
-	}
-	known := uerr == nil
 	dkey, err := s.deviceKey(ctx)
 	if err != nil {
 		s.serverError(w, r, "device key", err)
 		return
 	}
+	var user casebook.User
+	known, looked := false, false
+	lookup := func() error {
+		u, err := s.store.UserByEmail(ctx, email)
+		if err != nil && !errors.Is(err, casebook.ErrUserNotFound) {
+			return err
+		}
+		user, known, looked = u, err == nil, true
+		return nil
+	}
+	// Only a browser with device cookies needs the account looked up to pick its
+	// budget; a stranger's lock is decided before any account is read.
 	device := ""
-	if known {
-		device = s.knownDevice(r, dkey, user.ID)
+	if s.hasDevices(r, dkey) {
+		if err := lookup(); err != nil {
+			s.serverError(w, r, "login", err)
+			return
+		}
+		if known {
+			device = s.knownDevice(r, dkey, user.ID)
+		}
 	}
 	keys := []throttleKey{{device, s.opt.Account}}
 	if device == "" {
 		keys = []throttleKey{{accountKey(email), s.opt.Account}, {ipKey(s.clientIP(r)), s.opt.IP}}
 	}
-	lockKeys := make([]string, len(keys))
-	for i, k := range keys {
-		lockKeys[i] = k.key
-	}
-	// A cheap read turns most refusals away without a write; the claim then counts
-	// this attempt against the account's (or the device's) budget atomically.
-	locked, err := s.store.LoginLocked(ctx, lockKeys...)
-	if err == nil && !locked {
-		locked, err = s.store.ClaimLoginAttempt(ctx, keys[0].key, keys[0].t.Window, keys[0].t.delay)
-	}
+	locked, err := s.loginLocked(ctx, keys)
 	if err != nil {
 		s.serverError(w, r, "login throttle", err)
 		return
+	}
+	// A locked request reads the account only for what may pass a lock: the emailed
+	// temporary password.
+	if !looked && (!locked || looksLikeCode(pw)) {
+		if err := lookup(); err != nil {
+			s.serverError(w, r, "login", err)
+			return
+		}
 	}
 	usable := known && !user.Disabled
 	hash, mustChange, ok := "", false, false
@@ -98,7 +110,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		ok = usable && verr == nil
 	}
 	usedCode := false
-	if !ok {
+	if !ok && (!locked || looksLikeCode(pw)) {
 		// The same query for every account (user 0 matches nothing), so its cost
 		// tells nothing either.
 		uid := int64(0)
@@ -177,6 +189,49 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/cases", http.StatusSeeOther)
+}
+
+// loginLocked says whether any of keys is locked, and otherwise counts this attempt
+// against the first key's budget. A lock seen is remembered for Options.LockMemory,
+// so a crowd hammering a locked account costs no query at all.
+func (s *Server) loginLocked(ctx context.Context, keys []throttleKey) (bool, error) {
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.key
+	}
+	if s.locks.has(names) {
+		return true, nil
+	}
+	// A cheap read turns most refusals away without a write; the claim then counts
+	// the attempt atomically, so a crowd cannot slip past a lock that just ended.
+	locked, err := s.store.LoginLocked(ctx, names...)
+	if err == nil && !locked {
+		locked, err = s.store.ClaimLoginAttempt(ctx, keys[0].key, keys[0].t.Window, keys[0].t.delay)
+	}
+	if err != nil {
+		return false, err
+	}
+	if locked {
+		s.locks.add(names)
+	}
+	return locked, nil
+}
+
+// looksLikeCode says whether pw could be a temporary password (password.Generate:
+// 26 base32 letters, forgiving case, spaces and dashes), so that a locked request
+// typing anything else spends no query on the code.
+func looksLikeCode(pw string) bool {
+	n := 0
+	for _, c := range pw {
+		switch {
+		case c == ' ' || c == '-' || c == '\t':
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '2' && c <= '7':
+			n++
+		default:
+			return false
+		}
+	}
+	return n == 26
 }
 
 // startSession gives the request a fresh session token for u, commits it and tags it

@@ -166,6 +166,9 @@ type Options struct {
 	// Account limits failed logins per typed account name [5 free a day, up to 15 min];
 	// IP limits them per client address on top [100 free an hour, up to 15 min].
 	Account, IP Throttle
+	// LockMemory is how long an instance trusts a lock it saw without asking the
+	// database again [1s]; negative never trusts it (tests that end locks by hand).
+	LockMemory time.Duration
 	// ResetTTL is how long an emailed temporary password works [30 min]; ResetsPerHour
 	// caps requests per account [3].
 	ResetTTL      time.Duration
@@ -216,6 +219,8 @@ type Server struct {
 
 	devMu  sync.Mutex
 	devKey []byte
+	// locks remembers locks seen recently (lock_memory.go).
+	locks lockSet
 }
 
 // New builds the web page and parses its templates.
@@ -241,6 +246,9 @@ func New(store Store, writer Writer, blobs BlobOpener, opt Options) (*Server, er
 	if opt.IP == (Throttle{}) {
 		opt.IP = Throttle{Free: 100, Window: time.Hour, Max: 15 * time.Minute}
 	}
+	if opt.LockMemory == 0 {
+		opt.LockMemory = time.Second
+	}
 	if opt.ResetTTL <= 0 {
 		opt.ResetTTL = 30 * time.Minute
 	}
@@ -264,7 +272,7 @@ func New(store Store, writer Writer, blobs BlobOpener, opt Options) (*Server, er
 		return nil, err
 	}
 	s := &Server{store: store, writer: writer, blobs: blobs, opt: opt, log: opt.Logger, pages: p, allowed: map[string]bool{},
-		audits: &auditBatcher{write: store.AppendAudit}, resets: make(chan struct{}, 1)}
+		audits: &auditBatcher{write: store.AppendAudit}, resets: make(chan struct{}, 1), locks: lockSet{memory: opt.LockMemory}}
 	for _, t := range opt.AllowedTypes {
 		s.allowed[t] = true
 	}
