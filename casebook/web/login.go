@@ -43,6 +43,7 @@ func ipKey(ip string) string         { return "ip:" + ip }
 // while locked (a cheap SHA-256 of a 130-bit code): it proves control of the mailbox.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	start := time.Now()
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	email := strings.TrimSpace(r.PostFormValue("email"))
 	pw := r.PostFormValue("password")
@@ -103,10 +104,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		}
 		// One hash whatever the account: an empty hash costs as much as a real one.
 		var verr error
+		hashStart := time.Now()
 		rehash, verr = s.opt.Hasher.Verify(ctx, hash, pw)
 		if verr != nil && ctx.Err() != nil {
 			return
 		}
+		s.hashTime.observe(time.Since(hashStart))
 		ok = usable && verr == nil
 	}
 	usedCode := false
@@ -150,6 +153,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		if err := s.audit(r, who, "login", "user:"+truncate(strings.ToLower(email), 320), outcome); err != nil {
 			s.serverError(w, r, "audit", err)
 			return
+		}
+		if locked {
+			// A refusal by the lock answers no sooner than a checked password would:
+			// a flood is served at the pace of honest failures, parked rather than
+			// burning the CPU that real logins' hashes need.
+			s.hashTime.wait(ctx, start)
 		}
 		s.render(w, r, http.StatusOK, "login", LoginPage{Layout: Layout{Title: "Log in"}, Email: email, Failed: true})
 		return

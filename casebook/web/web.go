@@ -221,6 +221,8 @@ type Server struct {
 	devKey []byte
 	// locks remembers locks seen recently (lock_memory.go).
 	locks lockSet
+	// hashTime paces refusals by the lock (hash_pace.go).
+	hashTime hashPace
 }
 
 // New builds the web page and parses its templates.
