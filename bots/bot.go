@@ -283,6 +283,9 @@ func (b *Bot) attach(ctx context.Context, log *slog.Logger, bind casebook.Bindin
 	case errors.As(err, &pub):
 		log.WarnContext(ctx, "chat file refused", slog.Any("error", err))
 		return fmt.Sprintf("`%s` was not attached: %s", name, pub.Public), nil
+	case errors.Is(err, casebook.ErrUserDisabled):
+		log.InfoContext(ctx, "chat file refused", "reason", "account disabled", slog.Any("error", err))
+		return fmt.Sprintf("`%s` was not attached: your casebook account is disabled. Ask your support contact to enable it.", name), nil
 	case errors.Is(err, casebook.ErrCaseNotFound), errors.Is(err, casebook.ErrNotAllowed):
 		// A case of another org is answered exactly like a case that does not exist.
 		log.InfoContext(ctx, "chat file refused", "reason", "case not found for this channel", slog.Any("error", err))

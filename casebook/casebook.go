@@ -30,6 +30,8 @@ var (
 	ErrNotFound       = errors.New("not found")
 	ErrInvalidInput   = errors.New("invalid input")
 	ErrBindingMissing = errors.New("channel is not bound to an organisation")
+	// ErrUserDisabled refuses everything from a disabled account, through every channel.
+	ErrUserDisabled = errors.New("account is disabled")
 )
 
 // Source names the channel an update came through.
@@ -85,12 +87,17 @@ type Org struct {
 
 // User is a portal account: a customer of one org, or a staff member (no org).
 type User struct {
-	ID        int64     `db:"id" json:"id"`
-	OrgID     *int64    `db:"org_id" json:"org_id"`
-	Email     string    `db:"email" json:"email"`
-	Name      string    `db:"name" json:"name"`
-	Staff     bool      `db:"staff" json:"staff"`
+	ID    int64  `db:"id" json:"id"`
+	OrgID *int64 `db:"org_id" json:"org_id"`
+	Email string `db:"email" json:"email"`
+	Name  string `db:"name" json:"name"`
+	Staff bool   `db:"staff" json:"staff"`
+	// Disabled accounts cannot log in, and their identities may not write.
+	Disabled  bool      `db:"disabled" json:"disabled"`
 	CreatedAt time.Time `db:"created_at" json:"created_at"`
+	// SessionEpoch is raised each time all of the user's sessions are ended; a session
+	// begun under an older epoch is over.
+	SessionEpoch int64 `db:"session_epoch" json:"-"`
 }
 
 // InOrg reports whether u is a customer of org.
@@ -157,4 +164,16 @@ type TimelineEntry struct {
 	Body         string       `db:"body" json:"body"`
 	CreatedAt    time.Time    `db:"created_at" json:"created_at"`
 	Attachments  []Attachment `db:"-" json:"attachments"`
+}
+
+// Session is a logged-in web session as its user and staff see it; its token is never
+// shown.
+type Session struct {
+	ID        int64     `db:"id" json:"id"`
+	CreatedAt time.Time `db:"created_at" json:"created_at"`
+	ExpiresAt time.Time `db:"expiry" json:"expires_at"`
+	IP        string    `db:"ip" json:"ip"`
+	UserAgent string    `db:"user_agent" json:"user_agent"`
+	// Current marks the session the asking request belongs to.
+	Current bool `db:"current" json:"current"`
 }

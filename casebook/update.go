@@ -359,7 +359,8 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 
 // authorize applies DESIGN's rule: the author's identity belongs to the case's org, or
 // the channel is bound to that org, or the channel proved the author received our
-// mail for the case. It returns the author's user when one is known.
+// mail for the case; and the author's account, when there is one, is not disabled. It
+// returns the author's user when one is known.
 func (s *Service) authorize(ctx context.Context, c Case, u Update) (*User, error) {
 	var user *User
 	switch {
@@ -377,11 +378,16 @@ func (s *Service) authorize(ctx context.Context, c Case, u Update) (*User, error
 			return nil, err
 		}
 	}
+	if u.ChannelOrgID != 0 && c.OrgID != u.ChannelOrgID {
+		// A case of another org looks exactly like an unknown case.
+		return nil, ErrCaseNotFound
+	}
+	// A disabled account's identities are refused even where the channel alone would
+	// let them write: disabling is how staff cut a person off everywhere at once.
+	if user != nil && user.Disabled {
+		return nil, fmt.Errorf("%w: %s", ErrUserDisabled, user.Email)
+	}
 	if u.ChannelOrgID != 0 {
-		if c.OrgID != u.ChannelOrgID {
-			// A case of another org looks exactly like an unknown case.
-			return nil, ErrCaseNotFound
-		}
 		return user, nil
 	}
 	if user != nil && (user.InOrg(c.OrgID) || user.Staff) {

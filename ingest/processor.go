@@ -312,6 +312,8 @@ func (p *MailProcessor) reason(err error, msg *mail.Message, m Match) string {
 	switch {
 	case errors.As(err, &inf):
 		return fmt.Sprintf("%s: %s found in %q", ReasonMalware, inf.Signature, inf.File)
+	case errors.Is(err, casebook.ErrUserDisabled):
+		return fmt.Sprintf("the sender %s names %s, but their casebook account is disabled", msg.From.Address, ref)
 	case errors.Is(err, casebook.ErrNoCaseRef):
 		return "no case found: no valid reply token, no thread of ours, no case reference in the subject"
 	case errors.Is(err, casebook.ErrNotAllowed) && m.Proven:
@@ -346,7 +348,7 @@ const ReasonMalware = "malware"
 func isMessageProblem(err error) bool {
 	for _, target := range []error{
 		mail.ErrMalformed, mail.ErrLimit,
-		casebook.ErrCaseNotFound, casebook.ErrAmbiguousCase, casebook.ErrNoCaseRef, casebook.ErrNotAllowed,
+		casebook.ErrCaseNotFound, casebook.ErrAmbiguousCase, casebook.ErrNoCaseRef, casebook.ErrNotAllowed, casebook.ErrUserDisabled,
 		casebook.ErrCaseClosed, casebook.ErrTooLarge, casebook.ErrTooManyFiles, casebook.ErrInvalidInput,
 		casebook.ErrInfected,
 	} {

@@ -519,3 +519,24 @@ func BenchmarkHandleParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 }
+
+// A disabled contact's mail is quarantined with the reason, even with a valid reply
+// token, which alone would let any contact of the org write.
+func TestProcessDisabledSender(t *testing.T) {
+	f := newFixture(t, mail.Limits{})
+	ctx := t.Context()
+	if _, err := f.st.SetUserDisabled(ctx, f.contact.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	for i, to := range []string{f.tokenAddress(t, f.c.Number, f.contact.ID), replyAddress} {
+		m := msg{headers: []string{"From: alice@acme.example", "To: " + to, "Subject: Re: [" + f.ref() + "] Lab results",
+			fmt.Sprintf("Message-ID: <disabled%d@acme.example>", i)}, body: "here", files: []file{{"a.pdf", "application/pdf", pdf}}}
+		rep, err := f.p.Handle(ctx, ingest.Location{}, bytes.NewReader(m.bytes()))
+		if err != nil || rep.Disposition != ingest.Quarantined || !strings.Contains(rep.Reason, "account is disabled") {
+			t.Errorf("mail %d: %+v, %v", i, rep, err)
+		}
+	}
+	if as, _ := f.st.AttachmentsForCase(ctx, f.c.ID); len(as) != 0 {
+		t.Errorf("the disabled contact's file was attached")
+	}
+}

@@ -537,3 +537,32 @@ func TestCheckNamesMissingScopes(t *testing.T) {
 		})
 	}
 }
+
+// A disabled account's Slack identity is refused with the reason, even in a channel
+// bound to its org.
+func TestDisabledUserRefused(t *testing.T) {
+	e := newEnv(t, options{})
+	ctx := t.Context()
+	org := e.c.OrgID
+	u, err := e.st.AddUser(ctx, postgres.NewUser{OrgID: &org, Email: "cara@clinic.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.AddIdentity(ctx, casebook.Identity{Kind: casebook.IdentitySlack, Value: customer, UserID: u.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.SetUserDisabled(ctx, u.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	e.upload("Ev1", "310.1", "", "CASE-000001", pdf("F1", "a.pdf", 100))
+	posts := e.waitPosts(t, 1)
+	if p := posts[0]; p.Text != "`a.pdf` was not attached: your casebook account is disabled. Ask your support contact to enable it." {
+		t.Errorf("post = %+v", p)
+	}
+	if diff := cmp.Diff([]slacktest.Reaction{{Name: "x", Channel: channel, Timestamp: "310.1"}}, e.waitReactions(t, 1)); diff != "" {
+		t.Errorf("reactions (-want +got):\n%s", diff)
+	}
+	if n := len(e.attachments(t, e.c)); n != 0 {
+		t.Errorf("the disabled user's file was attached (%d)", n)
+	}
+}

@@ -131,6 +131,7 @@ var reasons = []struct {
 	{casebook.ErrCaseNotFound, "case_not_found"},
 	{casebook.ErrAmbiguousCase, "ambiguous_case"},
 	{casebook.ErrNotAllowed, "not_allowed"},
+	{casebook.ErrUserDisabled, "user_disabled"},
 	{casebook.ErrCaseClosed, "case_closed"},
 	{casebook.ErrTooLarge, "too_large"},
 	{casebook.ErrTooManyFiles, "too_many_files"},

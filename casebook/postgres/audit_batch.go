@@ -10,39 +10,45 @@ import (
 )
 
 // AuditBatch appends rows in order in one transaction, each chained to the one before
-// it exactly as Audit chains them. Appends are serialised by a lock held through the
-// commit, so under load the commit's fsync, not the work, bounds the rate: a batch
-// carries many rows through one commit.
+// it. Appends are serialised by a lock held through the commit, so under load the
+// commit's fsync, not the work, bounds the rate: a batch carries many rows through
+// one commit.
 func (s *Store) AuditBatch(ctx context.Context, es []AuditEntry) error {
 	if len(es) == 0 {
 		return nil
 	}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, auditLockID); err != nil {
-			return err
-		}
-		var prev string
-		if err := tx.GetContext(ctx, &prev, `SELECT COALESCE((SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1), '')`); err != nil {
+		prev, version, err := s.chainHead(ctx, tx)
+		if err != nil {
 			return err
 		}
 		at := time.Now().UTC().Truncate(time.Microsecond)
 		var q strings.Builder
-		q.WriteString(`INSERT INTO audit_log (at, user_id, org_id, action, object, outcome, ip, user_agent, prev_hash, hash) VALUES `)
-		args := make([]any, 0, 10*len(es))
+		q.WriteString(`INSERT INTO audit_log (at, user_id, org_id, action, object, outcome, ip, user_agent, os_user, chain_version, prev_hash, hash) VALUES `)
+		const cols = 12
+		args := make([]any, 0, cols*len(es))
 		for i := range es {
 			e := &es[i]
-			e.At, e.PrevHash = at, prev
-			e.Hash = auditHash(*e)
+			e.At, e.PrevHash, e.ChainVersion = at, prev, version
+			if e.Hash, err = s.entryHash(*e); err != nil {
+				return err
+			}
 			prev = e.Hash
 			if i > 0 {
 				q.WriteString(", ")
 			}
-			n := len(args)
-			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10)
-			args = append(args, e.At, e.UserID, e.OrgID, e.Action, e.Object, e.Outcome, e.IP, e.UserAgent, e.PrevHash, e.Hash)
+			q.WriteByte('(')
+			for j := range cols {
+				if j > 0 {
+					q.WriteString(", ")
+				}
+				fmt.Fprintf(&q, "$%d", len(args)+j+1)
+			}
+			q.WriteByte(')')
+			args = append(args, e.At, e.UserID, e.OrgID, e.Action, e.Object, e.Outcome, e.IP, e.UserAgent, e.OSUser, e.ChainVersion, e.PrevHash, e.Hash)
 		}
 		// Rows get ids in VALUES order, which is the chain's order.
-		_, err := tx.ExecContext(ctx, q.String(), args...)
+		_, err = tx.ExecContext(ctx, q.String(), args...)
 		return err
 	})
 	if err != nil {

@@ -25,6 +25,8 @@ type Store struct {
 	hot *stmtCache
 	// box seals queued temporary passwords; nil keeps them in plaintext.
 	box SecretBox
+	// auditKey keys the audit chain (SetAuditKey); nil writes unkeyed rows.
+	auditKey []byte
 }
 
 var _ casebook.UpdateStore = (*Store)(nil)

@@ -257,6 +257,16 @@ func TestAddUpdateRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := bytes.Repeat([]byte("z"), 1<<20+1)
+	off, err := f.st.AddUser(ctx, postgres.NewUser{OrgID: &f.org.ID, Email: "off@acme.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.AddIdentity(ctx, casebook.Identity{Kind: casebook.IdentitySlack, Value: "UOFF", UserID: off.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.SetUserDisabled(ctx, off.ID, true); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		change func(*casebook.Update)
@@ -272,6 +282,12 @@ func TestAddUpdateRefused(t *testing.T) {
 			u.Source, u.ChannelOrgID, u.Author = casebook.SourceSlack, f.other.ID, casebook.Author{Kind: casebook.IdentitySlack, Value: "U1"}
 		}, casebook.ErrCaseNotFound},
 		{"no external id", func(u *casebook.Update) { u.ExternalID = "" }, casebook.ErrInvalidInput},
+		{"disabled sender", func(u *casebook.Update) { u.Author.Value = "off@acme.test" }, casebook.ErrUserDisabled},
+		{"disabled proven sender", func(u *casebook.Update) { u.Author.Value = "off@acme.test"; u.ProvenRecipient = true }, casebook.ErrUserDisabled},
+		{"disabled web user", func(u *casebook.Update) { u.Source, u.Author = casebook.SourceWeb, casebook.Author{UserID: off.ID} }, casebook.ErrUserDisabled},
+		{"disabled chat user in a bound channel", func(u *casebook.Update) {
+			u.Source, u.ChannelOrgID, u.Author = casebook.SourceSlack, f.org.ID, casebook.Author{Kind: casebook.IdentitySlack, Value: "UOFF"}
+		}, casebook.ErrUserDisabled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

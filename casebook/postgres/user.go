@@ -11,7 +11,7 @@ import (
 	"casebook/casebook"
 )
 
-const userColumns = `u.id, u.org_id, u.email, u.name, u.staff, u.created_at`
+const userColumns = `u.id, u.org_id, u.email, u.name, u.staff, u.disabled_at IS NOT NULL AS disabled, u.created_at, u.session_epoch`
 
 // NewUser is a user to create. PasswordHash may be empty (no web login yet).
 type NewUser struct {

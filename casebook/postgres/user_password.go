@@ -36,8 +36,9 @@ func (s *Store) ReplacePasswordHash(ctx context.Context, userID int64, old, new 
 // ChangePassword stores a user's new password hash in one transaction with what must
 // go with it: the forced change is done, any temporary password is void, and every
 // other session of the user ends (keepToken is the session making the change; empty
-// ends them all).
-func (s *Store) ChangePassword(ctx context.Context, userID int64, hash, keepToken string) error {
+// ends them all). It returns the user's new session epoch, for the kept session.
+func (s *Store) ChangePassword(ctx context.Context, userID int64, hash, keepToken string) (int64, error) {
+	var epoch int64
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = $2, must_change_password = false WHERE id = $1`, userID, hash)
 		if err != nil {
@@ -49,11 +50,11 @@ func (s *Store) ChangePassword(ctx context.Context, userID int64, hash, keepToke
 		if _, err := tx.ExecContext(ctx, `DELETE FROM reset_codes WHERE user_id = $1`, userID); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1 AND token <> $2`, userID, keepToken)
+		epoch, _, err = revokeSessions(ctx, tx, userID, keepToken)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("change password of user %d: %w", userID, err)
+		return 0, fmt.Errorf("change password of user %d: %w", userID, err)
 	}
-	return nil
+	return epoch, nil
 }

@@ -92,6 +92,9 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("p.notice")),
 	)
 	shot("forgot-sent")
+	if _, err := e.srv.ProcessResetRequests(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	mails := e.outboxPasswords(e.alice.Email)
 	if len(mails) != 1 {
 		t.Fatalf("%d temporary-password mails queued", len(mails))
@@ -174,6 +177,11 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("downloaded SHA-256 %s, uploaded %s", sha(got), sha(content))
 	}
 
+	do("see my sessions from the header",
+		chromedp.Click(chromedp.CSS(`header a[href="/account/sessions"]`)),
+		chromedp.WaitVisible(chromedp.CSS("table.sessions tr.current")),
+	)
+	shot("sessions")
 	do("log out",
 		chromedp.Click(chromedp.CSS(`header form[action="/logout"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`form[action="/login"]`)),

@@ -136,6 +136,14 @@ func newEnv(t testing.TB, tweak ...func(*web.Options)) *env {
 	return e
 }
 
+// disable disables u's account as `casebook user disable` does.
+func (e *env) disable(u casebook.User) {
+	e.t.Helper()
+	if _, err := e.st.SetUserDisabled(context.Background(), u.ID, true); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)

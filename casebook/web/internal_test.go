@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"casebook/casebook"
+	"casebook/casebook/password"
 	"casebook/templates"
 )
 
@@ -48,6 +49,10 @@ func TestPagesRender(t *testing.T) {
 		"mfa_enrol": {EnrolPage{Layout: Layout{Title: "Set up"}, Secret: "ABCD EFGH", Problem: "wrong"}, []string{`src="/mfa/enrol/qr.png"`, "ABCD EFGH", `action="/mfa/enrol"`, `role="alert"`}},
 		"mfa_recovery": {RecoveryPage{Layout: Layout{Title: "Recovery", User: user, Restricted: true}, Codes: []string{"abcde-fghij", "klmno-pqrst"}, Next: "/cases"},
 			[]string{"<code>abcde-fghij</code>", "<code>klmno-pqrst</code>", `href="/cases"`}},
+		"sessions": {SessionsPage{Layout: Layout{Title: "Your sessions", User: user}, Sessions: []casebook.Session{
+			{ID: 1, CreatedAt: now, ExpiresAt: now.Add(15 * time.Minute), IP: "192.0.2.7", UserAgent: "Firefox", Current: true},
+			{ID: 2, CreatedAt: now, ExpiresAt: now.Add(15 * time.Minute), IP: "198.51.100.9", UserAgent: "Safari"}}},
+			[]string{"(this browser)", "198.51.100.9", `action="/account/sessions/end-others"`, `href="/account/sessions"`}},
 		"error": {ErrorPage{Layout: Layout{Title: "Not Found"}, Status: 404, Message: "There is no such page."}, []string{"There is no such page."}},
 	}
 	for _, name := range pageNames {
@@ -232,5 +237,38 @@ func TestAuditBatcher(t *testing.T) {
 	mu.Unlock()
 	if err := b.append(AuditEvent{Object: "x"}); err == nil {
 		t.Error("a failed write reported success")
+	}
+}
+
+func TestLockSet(t *testing.T) {
+	l := lockSet{memory: 50 * time.Millisecond}
+	a, b := []string{"account:a@b.test", "ip:192.0.2.1"}, []string{"account:a@b.test", "ip:192.0.2.2"}
+	l.add(a)
+	if !l.has(a) || l.has(b) {
+		t.Errorf("has(a) = %v, has(b) = %v right after add(a)", l.has(a), l.has(b))
+	}
+	time.Sleep(60 * time.Millisecond)
+	if l.has(a) {
+		t.Error("a lock is remembered past its memory")
+	}
+	off := lockSet{memory: -1}
+	off.add(a)
+	if off.has(a) {
+		t.Error("a negative memory remembers")
+	}
+}
+
+func TestLooksLikeCode(t *testing.T) {
+	for pw, want := range map[string]bool{
+		password.Generate():                   true,
+		"ABCD-EFGH-IJKL-MNOP-QRST-UVWX-YZ":    true,
+		"violet staple river lantern":         false,
+		"abcdefghijklmnopqrstuvwxy":           false,
+		"abcdefghijklmnopqrstuvwxy1":          false,
+		"correct horse battery staple rocket": false,
+	} {
+		if got := looksLikeCode(pw); got != want {
+			t.Errorf("looksLikeCode(%q) = %v, want %v", pw, got, want)
+		}
 	}
 }

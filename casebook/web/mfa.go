@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -60,6 +61,9 @@ const (
 	keyMFAUser       = "mfa_uid"
 	keyMFAAt         = "mfa_at"
 	keyMFAMustChange = "mfa_must_change"
+	// keyMFADevice is the throttle key of the browser's device cookie, when the
+	// password was taken on it: the code then spends the same budget.
+	keyMFADevice = "mfa_device"
 	// keyMFAEnrol is the SHA-256 of the stored secret this session's enrolment made:
 	// an enrolment started by another login (someone else holding the password) is
 	// never shown here, nor confirmed from here.
@@ -99,7 +103,7 @@ type RecoveryPage struct {
 // state, sends the browser to the code or the enrolment page and returns true; the
 // login completes there. The account's failures are not cleared until then, so that
 // wrong codes and wrong passwords spend one budget.
-func (s *Server) toSecondFactor(w http.ResponseWriter, r *http.Request, u casebook.User, mustChange bool) bool {
+func (s *Server) toSecondFactor(w http.ResponseWriter, r *http.Request, u casebook.User, mustChange bool, device string) bool {
 	ctx := r.Context()
 	f, err := s.store.SecondFactor(ctx, u.ID)
 	if err != nil && !errors.Is(err, casebook.ErrNoSecondFactor) {
@@ -128,6 +132,7 @@ func (s *Server) toSecondFactor(w http.ResponseWriter, r *http.Request, u casebo
 	s.sessions.Put(ctx, keyMFAUser, u.ID)
 	s.sessions.Put(ctx, keyMFAAt, time.Now().Unix())
 	s.sessions.Put(ctx, keyMFAMustChange, mustChange)
+	s.sessions.Put(ctx, keyMFADevice, device)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 	return true
 }
@@ -148,7 +153,7 @@ func (s *Server) pendingUser(w http.ResponseWriter, r *http.Request) (casebook.U
 		return casebook.User{}, false
 	}
 	u, err := s.store.UserByID(ctx, id)
-	if errors.Is(err, casebook.ErrUserNotFound) {
+	if errors.Is(err, casebook.ErrUserNotFound) || err == nil && u.Disabled {
 		s.endPending(ctx)
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return casebook.User{}, false
@@ -161,7 +166,7 @@ func (s *Server) pendingUser(w http.ResponseWriter, r *http.Request) (casebook.U
 }
 
 func (s *Server) endPending(ctx context.Context) {
-	for _, k := range []string{keyMFAUser, keyMFAAt, keyMFAMustChange, keyMFAEnrol} {
+	for _, k := range []string{keyMFAUser, keyMFAAt, keyMFAMustChange, keyMFADevice, keyMFAEnrol} {
 		s.sessions.Remove(ctx, k)
 	}
 }
@@ -173,28 +178,42 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, u caseboo
 		s.serverError(w, r, "audit", err)
 		return "", false
 	}
-	if err := s.store.ClearLoginFailures(ctx, accountKey(u.Email)); err != nil {
-		s.log.WarnContext(ctx, "cannot clear login failures", "error", err)
+	// Only the budget this client spent is cleared, as for a login without a code.
+	if err := s.store.ClearLoginFailures(ctx, s.pendingKeys(r, u)[0].key); err != nil {
+		s.log.WarnContext(ctx, "cannot clear login failures", slog.Any("error", err))
+	}
+	dkey, err := s.deviceKey(ctx)
+	if err != nil {
+		s.serverError(w, r, "device key", err)
+		return "", false
 	}
 	mustChange := s.sessions.GetBool(ctx, keyMFAMustChange)
 	s.endPending(ctx)
-	if err := s.startSession(r, u.ID, mustChange); err != nil {
+	if err := s.startSession(r, u, mustChange); err != nil {
 		s.serverError(w, r, "session", err)
 		return "", false
 	}
+	s.issueDevice(w, r, dkey, u.ID)
 	if mustChange {
 		return "/password", true
 	}
 	return "/cases", true
 }
 
-// codeFailure spends the login throttle of the account and the address on a wrong
-// code, exactly as a wrong password does.
-func (s *Server) codeFailure(ctx context.Context, u casebook.User, ip string) error {
-	if err := s.store.RecordLoginFailure(ctx, accountKey(u.Email), s.opt.Account.Window, s.opt.Account.delay); err != nil {
-		return err
+// pendingKeys are the throttle budgets the half-logged-in session's password spent.
+func (s *Server) pendingKeys(r *http.Request, u casebook.User) []throttleKey {
+	return s.throttleKeys(u.Email, s.clientIP(r), s.sessions.GetString(r.Context(), keyMFADevice))
+}
+
+// codeFailure spends the budgets the password spent on a wrong code, exactly as a
+// wrong password does.
+func (s *Server) codeFailure(ctx context.Context, keys []throttleKey) error {
+	for _, k := range keys {
+		if err := s.store.RecordLoginFailure(ctx, k.key, k.t.Window, k.t.delay); err != nil {
+			return err
+		}
 	}
-	return s.store.RecordLoginFailure(ctx, ipKey(ip), s.opt.IP.Window, s.opt.IP.delay)
+	return nil
 }
 
 func (s *Server) codeForm(w http.ResponseWriter, r *http.Request) {
@@ -220,8 +239,8 @@ func (s *Server) checkCode(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ip := s.clientIP(r)
-	locked, err := s.store.LoginLocked(ctx, accountKey(u.Email), ipKey(ip))
+	keys := s.pendingKeys(r, u)
+	locked, err := s.store.LoginLocked(ctx, keyNames(keys)...)
 	if err != nil {
 		s.serverError(w, r, "login throttle", err)
 		return
@@ -250,7 +269,7 @@ func (s *Server) checkCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !locked {
-		if err := s.codeFailure(ctx, u, ip); err != nil {
+		if err := s.codeFailure(ctx, keys); err != nil {
 			s.serverError(w, r, "login throttle", err)
 			return
 		}
@@ -392,8 +411,8 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ip := s.clientIP(r)
-	locked, err := s.store.LoginLocked(ctx, accountKey(u.Email), ipKey(ip))
+	keys := s.pendingKeys(r, u)
+	locked, err := s.store.LoginLocked(ctx, keyNames(keys)...)
 	if err != nil {
 		s.serverError(w, r, "login throttle", err)
 		return
@@ -417,7 +436,7 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
 	}
 	if !confirmed {
 		if !locked {
-			if err := s.codeFailure(ctx, u, ip); err != nil {
+			if err := s.codeFailure(ctx, keys); err != nil {
 				s.serverError(w, r, "login throttle", err)
 				return
 			}

@@ -24,6 +24,7 @@ const (
 	keyFlash      = "flash"
 	keyLoginAt    = "login_at"
 	keySeen       = "seen"
+	keyEpoch      = "epoch"
 )
 
 // Session lifetimes: 15 minutes idle and 8 hours in all, the usual bounds for an
@@ -187,8 +188,15 @@ func (s *Server) authed(h authedHandler) http.HandlerFunc {
 			s.touchSession(ctx, login, now)
 		}
 		u, err := s.store.UserByID(ctx, id)
-		if errors.Is(err, casebook.ErrUserNotFound) {
-			s.sessions.Destroy(ctx)
+		// A disabled account, or sessions ended since this one began (disable, revoke,
+		// a password change or reset): the session is over at this request, even if an
+		// earlier request in flight wrote its row back.
+		if errors.Is(err, casebook.ErrUserNotFound) || (err == nil && (u.Disabled || u.SessionEpoch != s.sessions.GetInt64(ctx, keyEpoch))) {
+			if err := s.sessions.Destroy(ctx); err != nil {
+				s.serverError(w, r, "session", err)
+				return
+			}
+			s.sessions.Put(ctx, keyFlash, "Your session ended. Please log in again.")
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -84,51 +83,41 @@ func (s *Server) forgotForm(w http.ResponseWriter, r *http.Request) {
 }
 
 // forgot always answers the same, whether the account exists, was asked for too often,
-// or the address is throttled.
+// or the address is throttled. It does the same work for a known and an unknown
+// address — spend the address's budget, queue the address — so its timing tells
+// nothing either; the reset worker (reset_worker.go) looks the address up, issues the
+// code and writes the audit row off the request path.
 func (s *Server) forgot(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	email := strings.TrimSpace(r.PostFormValue("email"))
-	ipk := ipKey(s.clientIP(r))
+	ip := s.clientIP(r)
+	ipk := ipKey(ip)
 	locked, err := s.store.LoginLocked(ctx, ipk)
 	if err != nil {
 		s.serverError(w, r, "reset throttle", err)
 		return
 	}
-	outcome := "throttled"
-	var who *casebook.User
-	if !locked && email != "" {
+	if locked || email == "" {
+		if err := s.audit(r, nil, "reset_request", "user:"+truncate(strings.ToLower(email), 320), "throttled"); err != nil {
+			s.serverError(w, r, "audit", err)
+			return
+		}
+	} else {
 		// Each request spends the address's budget, so one client cannot mail-bomb
 		// many accounts.
 		if err := s.store.RecordLoginFailure(ctx, ipk, s.opt.IP.Window, s.opt.IP.delay); err != nil {
 			s.serverError(w, r, "reset throttle", err)
 			return
 		}
-		u, err := s.store.UserByEmail(ctx, email)
-		switch {
-		case errors.Is(err, casebook.ErrUserNotFound):
-			outcome = "unknown_user"
-		case err != nil:
+		if err := s.store.QueueResetRequest(ctx, truncate(email, 320), ip, truncate(r.UserAgent(), 256)); err != nil {
 			s.serverError(w, r, "reset", err)
 			return
-		default:
-			who = &u
-			_, issued, err := IssueTemporaryPassword(ctx, s.store, u, TemporaryPassword{
-				Reason: ReasonReset, TTL: s.opt.ResetTTL, PerHour: s.opt.ResetsPerHour, MessageIDDomain: s.opt.MessageIDDomain,
-			})
-			if err != nil {
-				s.serverError(w, r, "reset", err)
-				return
-			}
-			outcome = "issued"
-			if !issued {
-				outcome = "rate_limited"
-			}
 		}
-	}
-	if err := s.audit(r, who, "reset_request", "user:"+truncate(strings.ToLower(email), 320), outcome); err != nil {
-		s.serverError(w, r, "audit", err)
-		return
+		select {
+		case s.resets <- struct{}{}:
+		default:
+		}
 	}
 	s.render(w, r, http.StatusOK, "forgot", ForgotPage{Layout: Layout{Title: "Forgot your password?"}, Sent: true})
 }
@@ -212,14 +201,16 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, v viewer
 		s.serverError(w, r, "session", err)
 		return
 	}
-	if err := s.store.TagSession(ctx, token, v.User.ID); err != nil {
+	if err := s.store.TagSession(ctx, token, v.User.ID, s.clientIP(r), truncate(r.UserAgent(), 256)); err != nil {
 		s.serverError(w, r, "session", err)
 		return
 	}
-	if err := s.store.ChangePassword(ctx, v.User.ID, hash, token); err != nil {
+	epoch, err := s.store.ChangePassword(ctx, v.User.ID, hash, token)
+	if err != nil {
 		s.serverError(w, r, "change password", err)
 		return
 	}
+	s.sessions.Put(ctx, keyEpoch, epoch)
 	s.store.ClearLoginFailures(ctx, accountKey(v.User.Email))
 	if err := s.audit(r, &v.User, "password_change", "user:"+v.User.Email, "success"); err != nil {
 		s.serverError(w, r, "audit", err)

@@ -71,6 +71,12 @@ type CasePage struct {
 	Problem     string
 }
 
+// SessionsPage lists the viewer's sessions, with a button to end the others.
+type SessionsPage struct {
+	Layout
+	Sessions []casebook.Session
+}
+
 // ErrorPage explains a refusal or a failure.
 type ErrorPage struct {
 	Layout
@@ -84,7 +90,7 @@ type pages struct {
 }
 
 // pageNames are the page templates under pages/ besides base.html.
-var pageNames = []string{"login", "forgot", "password", "cases", "case", "error", "mfa_code", "mfa_enrol", "mfa_recovery"}
+var pageNames = []string{"login", "forgot", "password", "cases", "case", "error", "mfa_code", "mfa_enrol", "mfa_recovery", "sessions"}
 
 func parsePages(fsys fs.FS, refs casebook.RefFormat) (*pages, error) {
 	funcs := template.FuncMap{

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -37,17 +38,32 @@ type Store interface {
 	UserByID(ctx context.Context, id int64) (casebook.User, error)
 	PasswordHash(ctx context.Context, userID int64) (hash string, mustChange bool, err error)
 	ReplacePasswordHash(ctx context.Context, userID int64, old, new string) error
-	ChangePassword(ctx context.Context, userID int64, hash, keepToken string) error
-	TagSession(ctx context.Context, token string, userID int64) error
+	// ChangePassword also ends the user's other sessions and returns the new session
+	// epoch for the kept one.
+	ChangePassword(ctx context.Context, userID int64, hash, keepToken string) (int64, error)
+	TagSession(ctx context.Context, token string, userID int64, ip, userAgent string) error
+	UserSessions(ctx context.Context, userID int64, currentToken string) ([]casebook.Session, error)
+	// RevokeSessions ends every session of the user but keepToken's and returns the
+	// new session epoch and how many ended.
+	RevokeSessions(ctx context.Context, userID int64, keepToken string) (epoch int64, ended int, err error)
+	// AppKey returns a shared secret, created on first use.
+	AppKey(ctx context.Context, name string, size int) ([]byte, error)
 
 	LoginLocked(ctx context.Context, keys ...string) (bool, error)
 	RecordLoginFailure(ctx context.Context, key string, window time.Duration, delay func(failures int) time.Duration) error
+	// ClaimLoginAttempt counts an attempt before the password is checked, unless the
+	// key is locked, and reports whether it was.
+	ClaimLoginAttempt(ctx context.Context, key string, window time.Duration, delay func(attempts int) time.Duration) (bool, error)
 	ClearLoginFailures(ctx context.Context, key string) error
 	PruneLoginThrottle(ctx context.Context, age time.Duration) (int64, error)
 
 	ResetStore
 	MFAStore
 	UseResetCode(ctx context.Context, userID int64, codeHash string) (bool, error)
+	QueueResetRequest(ctx context.Context, email, ip, userAgent string) error
+	// NextResetRequest hands the oldest queued request to handle and removes it once
+	// handled; it reports whether there was one.
+	NextResetRequest(ctx context.Context, handle func(email, ip, userAgent string) error) (bool, error)
 
 	CasePage(ctx context.Context, q CaseQuery) ([]casebook.Case, error)
 	CaseInScope(ctx context.Context, number, orgID, ownerID int64) (casebook.Case, error)
@@ -160,6 +176,9 @@ type Options struct {
 	// MFAKey, when set, seals the TOTP secrets in the database (AES-256-GCM under a
 	// key derived from it); without it they are stored as text.
 	MFAKey []byte
+	// LockMemory is how long an instance trusts a lock it saw without asking the
+	// database again [1s]; negative never trusts it (tests that end locks by hand).
+	LockMemory time.Duration
 	// ResetTTL is how long an emailed temporary password works [30 min]; ResetsPerHour
 	// caps requests per account [3].
 	ResetTTL      time.Duration
@@ -206,6 +225,15 @@ type Server struct {
 	routes   []string
 	audits   *auditBatcher
 	box      *secretBox
+	// resets wakes the reset worker when this instance queued a request.
+	resets chan struct{}
+
+	devMu  sync.Mutex
+	devKey []byte
+	// locks remembers locks seen recently (lock_memory.go).
+	locks lockSet
+	// hashTime paces refusals by the lock (hash_pace.go).
+	hashTime hashPace
 }
 
 // New builds the web page and parses its templates.
@@ -240,6 +268,9 @@ func New(store Store, writer Writer, blobs BlobOpener, opt Options) (*Server, er
 	if _, err := ParseMFAPolicy(string(opt.RequireMFA)); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
+	if opt.LockMemory == 0 {
+		opt.LockMemory = time.Second
+	}
 	if opt.ResetTTL <= 0 {
 		opt.ResetTTL = 30 * time.Minute
 	}
@@ -263,7 +294,7 @@ func New(store Store, writer Writer, blobs BlobOpener, opt Options) (*Server, er
 		return nil, err
 	}
 	s := &Server{store: store, writer: writer, blobs: blobs, opt: opt, log: opt.Logger, pages: p, allowed: map[string]bool{},
-		audits: &auditBatcher{write: store.AppendAudit}}
+		audits: &auditBatcher{write: store.AppendAudit}, resets: make(chan struct{}, 1), locks: lockSet{memory: opt.LockMemory}}
 	if s.box, err = newSecretBox(opt.MFAKey); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
@@ -308,6 +339,8 @@ func (s *Server) buildHandler() http.Handler {
 	handle("POST /password/forgot", s.forgot)
 	handle("GET /password", s.authed(s.passwordForm))
 	handle("POST /password", s.authed(s.changePassword))
+	handle("GET /account/sessions", s.authed(s.sessionList))
+	handle("POST /account/sessions/end-others", s.authed(s.endOtherSessions))
 	handle("GET /cases", s.authed(s.caseList))
 	handle("GET /cases/{ref}", s.authed(s.casePage))
 	handle("POST /cases/{ref}/attachments", s.authed(s.upload))
@@ -356,6 +389,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	go s.pruneLoop(ctx)
+	go s.resetLoop(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("web page listening", "addr", ln.Addr().String())

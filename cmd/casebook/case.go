@@ -134,6 +134,10 @@ func caseShowCommand() command {
 			if err != nil {
 				return err
 			}
+			// Staff reads of PHI are audited like the web page's, before anything is shown.
+			if err := cliAudit(ctx, st, nil, "case_view", a.refs().Format(c.Number), "success"); err != nil {
+				return err
+			}
 			tl, err := st.Timeline(ctx, c.ID)
 			if err != nil {
 				return err

@@ -45,6 +45,9 @@ type Config struct {
 	// ScanUnavailable is what happens to files while clamd cannot answer: "block"
 	// (refuse them; mail waits in the mailbox) or "allow" (store them unscanned).
 	ScanUnavailable string
+	// AuditKeyFile names the file holding the audit chain's HMAC key, which must not
+	// live in the database.
+	AuditKeyFile string
 	// Web holds the web page's settings (web.go).
 	Web WebConfig
 	// Mail holds the email channel's limits on one message (ingest.go).
@@ -80,6 +83,7 @@ func (c *Config) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BaseURL, "base-url", "", "public address of the web page, e.g. https://cases.example.com (links in mail)")
 	fs.StringVar(&c.Clamd, "clamd", "", "malware scanner: tcp://127.0.0.1:3310 or unix:///run/clamav/clamd.ctl; empty stores files unscanned")
 	fs.StringVar(&c.ScanUnavailable, "scan-unavailable", scanBlock, "while clamd cannot answer: block (refuse files; mail waits) or allow (store them unscanned, with a warning)")
+	fs.StringVar(&c.AuditKeyFile, "audit-key-file", "", "file holding the audit log's HMAC key (at least 32 bytes), kept outside the database")
 }
 
 // The values of --scan-unavailable.

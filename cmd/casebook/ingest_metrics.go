@@ -30,6 +30,7 @@ func (p countingProcessor) Process(ctx context.Context, loc ingest.Location, raw
 // quarantineReasons map the mail processor's sentences for a person to metric
 // labels, which must come from a fixed set. Anything unforeseen counts as "other".
 var quarantineReasons = []struct{ phrase, label string }{
+	{"account is disabled", "user_disabled"},
 	{"no case found", "no_case_ref"},
 	{"more than one case", "ambiguous_case"},
 	{"does not exist", "case_not_found"},

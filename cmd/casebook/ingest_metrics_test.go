@@ -21,6 +21,7 @@ func TestQuarantineReason(t *testing.T) {
 		{"message is over a limit: 201 MIME parts", "over_limit"},
 		{"malformed message: no boundary", "malformed"},
 		{`malware: Test-EICAR.UNOFFICIAL found in "does not exist.zip"`, "malware"},
+		{"the sender eve@acme.test names CASE-000001, but their casebook account is disabled", "user_disabled"},
 		{"something new", "other"},
 	}
 	for _, tt := range tests {

@@ -149,6 +149,10 @@ away
 	if shown["body"] != "let me in" || shown["kind"] != "quarantined" {
 		t.Errorf("quarantine show: %v", shown)
 	}
+	// Staff reads of a quarantined mail are audited with who ran the command.
+	if code, out, _ := c.run("audit", "--json"); code != 0 || !strings.Contains(out, `"action":"quarantine_view","object":"quarantine:1"`) || !strings.Contains(out, `"os_user":"`) {
+		t.Errorf("quarantine show not audited: %s", out)
+	}
 	if code, _, _ := c.run("quarantine", "release", "1"); code != 2 {
 		t.Errorf("release without --case: exit %d", code)
 	}

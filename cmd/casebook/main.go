@@ -71,6 +71,14 @@ func commands() map[string]command {
 		"user reset-password": userResetPasswordCommand(),
 		"user mfa-reset":      userMFAResetCommand(),
 		"audit":               auditCommand(),
+		"audit anchor":        auditAnchorCommand(),
+
+		// Account lifecycle.
+		"user disable":  userDisableCommand(true),
+		"user enable":   userDisableCommand(false),
+		"user sessions": userSessionsCommand(),
+		"user revoke":   userRevokeCommand(),
+		"user unlock":   userUnlockCommand(),
 	}
 }
 
@@ -215,6 +223,16 @@ func (a *app) store(ctx context.Context) (*postgres.Store, error) {
 	}
 	if key != nil {
 		st.SealSecretsWith(key)
+	}
+	if a.cfg.AuditKeyFile != "" {
+		key, err := readAuditKey(a.cfg.AuditKeyFile)
+		if err == nil {
+			err = st.SetAuditKey(key)
+		}
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("--audit-key-file: %w", err)
+		}
 	}
 	a.st = st
 	return st, nil

@@ -3,23 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/user"
-
-	"casebook/casebook/postgres"
 )
-
-// osUser names the person at the terminal for the audit log: the CLI has no login of
-// its own, so the operating system's account is who ran it.
-func osUser() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	if n := os.Getenv("USER"); n != "" {
-		return n
-	}
-	return "unknown"
-}
 
 func userMFAResetCommand() command {
 	return command{
@@ -45,8 +29,7 @@ func userMFAResetCommand() command {
 			if !had {
 				outcome = "no_factor"
 			}
-			if err := st.Audit(ctx, postgres.AuditEntry{UserID: &u.ID, OrgID: u.OrgID, Action: "mfa_reset", Object: "user:" + u.Email,
-				Outcome: outcome, IP: "cli", UserAgent: "os_user:" + osUser()}); err != nil {
+			if err := cliAudit(ctx, st, &u, "mfa_reset", "user:"+u.Email, outcome); err != nil {
 				return err
 			}
 			out := struct {

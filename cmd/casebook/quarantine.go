@@ -80,6 +80,9 @@ func quarantineShowCommand() command {
 			if err != nil {
 				return err
 			}
+			if err := cliAudit(ctx, st, nil, "quarantine_view", fmt.Sprintf("quarantine:%d", it.ID), "success"); err != nil {
+				return err
+			}
 			v := quarantineView{QuarantineItem: it, Attachments: []mail.Attachment{}}
 			if it.RawBlob != "" {
 				lim, err := a.cfg.mailLimits()

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -56,9 +57,48 @@ func serveCommand() command {
 			if err != nil {
 				return err
 			}
-			return runComponents(ctx, a, slices.Concat(comps, admin, sweep))
+			anchor, err := a.auditAnchorComponent(ctx)
+			if err != nil {
+				return err
+			}
+			return runComponents(ctx, a, slices.Concat(comps, admin, sweep, []component{anchor}))
 		},
 	}
+}
+
+// auditAnchorEvery is how often serve logs the audit log's newest row. Logs leave the
+// machine (journald forwarding, a log service), which is what makes them a place to
+// keep anchors that a person able to rewrite the database cannot reach.
+const auditAnchorEvery = time.Hour
+
+// auditAnchorComponent logs an anchor of the audit log at start and every hour, for
+// `casebook audit --verify --anchor ID:HASH`.
+func (a *app) auditAnchorComponent(ctx context.Context) (component, error) {
+	st, err := a.store(ctx)
+	if err != nil {
+		return component{}, err
+	}
+	if a.cfg.AuditKeyFile == "" {
+		a.log.Warn("the audit log is not keyed: set --audit-key-file (CASEBOOK_AUDIT_KEY_FILE) so that a rewritten log can be told apart")
+	}
+	return component{name: "audit-anchor", run: func(ctx context.Context) error {
+		t := time.NewTicker(auditAnchorEvery)
+		defer t.Stop()
+		for {
+			if an, err := st.LatestAuditAnchor(ctx); err != nil {
+				if ctx.Err() == nil {
+					a.log.Warn("cannot read the audit anchor", slog.Any("error", err))
+				}
+			} else {
+				a.log.Info("audit anchor", "id", an.ID, "hash", an.Hash, "anchor", an.String())
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	}}, nil
 }
 
 // components builds every configured part of the service.

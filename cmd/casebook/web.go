@@ -155,8 +155,7 @@ func (a *app) issueTemporaryPassword(ctx context.Context, st *postgres.Store, u 
 	if err != nil {
 		return "", err
 	}
-	if err := st.Audit(ctx, postgres.AuditEntry{UserID: &u.ID, OrgID: u.OrgID, Action: "reset_request", Object: "user:" + u.Email,
-		Outcome: "issued_by_cli_" + reason, IP: "cli"}); err != nil {
+	if err := cliAudit(ctx, st, &u, "reset_request", "user:"+u.Email, "issued_by_cli_"+reason); err != nil {
 		return "", err
 	}
 	return code, nil
@@ -165,7 +164,7 @@ func (a *app) issueTemporaryPassword(ctx context.Context, st *postgres.Store, u 
 func userResetPasswordCommand() command {
 	return command{
 		usage: "EMAIL",
-		help:  "email a user a temporary password (30 minutes); the current one keeps working until it is used",
+		help:  "void a user's password, end their sessions, and email a temporary password (30 minutes)",
 		run: func(ctx context.Context, a *app, args []string) error {
 			if len(args) != 1 {
 				return fmt.Errorf("%w: name the user's email address", errUsage)
@@ -178,6 +177,13 @@ func userResetPasswordCommand() command {
 			if err != nil {
 				return err
 			}
+			// Staff reset an account they fear is in other hands: the old password and
+			// every session stop now, unlike the self-service reset, which a stranger
+			// can ask for and so must not lock anybody out.
+			ended, err := st.VoidPassword(ctx, u.ID)
+			if err != nil {
+				return err
+			}
 			ttl := 30 * time.Minute
 			code, err := a.issueTemporaryPassword(ctx, st, u, web.ReasonReset, ttl)
 			if err != nil {
@@ -187,38 +193,53 @@ func userResetPasswordCommand() command {
 				Email             string    `json:"email"`
 				TemporaryPassword string    `json:"temporary_password"`
 				ExpiresAt         time.Time `json:"expires_at"`
-			}{u.Email, code, time.Now().Add(ttl).UTC().Truncate(time.Second)}
-			return a.print(out, fmt.Sprintf("a temporary password is queued for mail to %s: %s\nit works once, until %s",
-				u.Email, code, out.ExpiresAt.Local().Format(time.DateTime)))
+				SessionsEnded     int       `json:"sessions_ended"`
+			}{u.Email, code, time.Now().Add(ttl).UTC().Truncate(time.Second), ended}
+			return a.print(out, fmt.Sprintf("the old password of %s no longer works and %d session(s) ended\na temporary password is queued for mail: %s\nit works once, until %s",
+				u.Email, ended, code, out.ExpiresAt.Local().Format(time.DateTime)))
 		},
 	}
 }
 
 func auditCommand() command {
-	var caseRef, email string
+	var caseRef, email, anchor string
 	var limit int
 	var verify bool
 	return command{
-		usage: "[--case CASE-000123] [--user EMAIL] [--limit N] [--verify]",
-		help:  "print the audit log (logins, resets, password changes, case views, uploads, downloads)",
+		usage: "[--case CASE-000123] [--user EMAIL] [--limit N] [--verify [--anchor ID:HASH]]",
+		help:  "print the audit log (logins, resets, password changes, case views, uploads, downloads, staff reads)",
 		flags: func(fs *flag.FlagSet, _ *app) {
 			fs.StringVar(&caseRef, "case", "", "only rows about this case and its attachments")
 			fs.StringVar(&email, "user", "", "only rows of this user")
 			fs.IntVar(&limit, "limit", 1000, "at most this many rows, oldest first")
 			fs.BoolVar(&verify, "verify", false, "also check the hash chain: an edited or deleted row fails")
+			fs.StringVar(&anchor, "anchor", "", "with --verify: an anchor kept from `casebook audit anchor` or serve's log (ID:HASH); rows deleted from the end or a rewritten chain fail")
 		},
 		run: func(ctx context.Context, a *app, _ []string) error {
+			var anchors []postgres.AuditAnchor
+			if anchor != "" {
+				if !verify {
+					return fmt.Errorf("%w: --anchor goes with --verify", errUsage)
+				}
+				an, err := postgres.ParseAuditAnchor(anchor)
+				if err != nil {
+					return fmt.Errorf("%w: %v", errUsage, err)
+				}
+				anchors = append(anchors, an)
+			}
 			st, err := a.store(ctx)
 			if err != nil {
 				return err
 			}
 			f := postgres.AuditFilter{Limit: limit}
+			object := "audit"
 			if caseRef != "" {
 				n, err := a.refs().Parse(caseRef)
 				if err != nil {
 					return err
 				}
 				f.Object = a.refs().Format(n)
+				object = "audit:" + f.Object
 			}
 			if email != "" {
 				u, err := st.UserByEmail(ctx, email)
@@ -226,6 +247,11 @@ func auditCommand() command {
 					return err
 				}
 				f.UserID = u.ID
+				object = "audit:user:" + u.Email
+			}
+			// Reading the log is itself recorded, before anything is shown.
+			if err := cliAudit(ctx, st, nil, "audit_read", object, "success"); err != nil {
+				return err
 			}
 			rows, err := st.AuditLog(ctx, f)
 			if err != nil {
@@ -236,13 +262,17 @@ func auditCommand() command {
 				if e.UserID != nil {
 					user = fmt.Sprint(*e.UserID)
 				}
-				human := fmt.Sprintf("%s  user %-5s %-16s %-32s %-26s %s", e.At.Local().Format(time.DateTime), user, e.Action, e.Object, e.Outcome, e.IP)
+				where := e.IP
+				if e.OSUser != "" {
+					where += " (" + e.OSUser + ")"
+				}
+				human := fmt.Sprintf("%s  user %-5s %-16s %-32s %-26s %s", e.At.Local().Format(time.DateTime), user, e.Action, e.Object, e.Outcome, where)
 				if err := a.print(e, human); err != nil {
 					return err
 				}
 			}
 			if verify {
-				if err := st.VerifyAuditChain(ctx); err != nil {
+				if err := st.VerifyAuditChain(ctx, anchors...); err != nil {
 					return err
 				}
 				if !a.cfg.JSON {
@@ -250,6 +280,24 @@ func auditCommand() command {
 				}
 			}
 			return nil
+		},
+	}
+}
+
+func auditAnchorCommand() command {
+	return command{
+		usage: "[--json]",
+		help:  "print the newest audit row's id and hash, to keep outside the database for `audit --verify --anchor`",
+		run: func(ctx context.Context, a *app, _ []string) error {
+			st, err := a.store(ctx)
+			if err != nil {
+				return err
+			}
+			an, err := st.LatestAuditAnchor(ctx)
+			if err != nil {
+				return err
+			}
+			return a.print(an, an.String())
 		},
 	}
 }
