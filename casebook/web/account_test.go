@@ -176,3 +176,31 @@ func TestLockoutSparesKnownBrowsers(t *testing.T) {
 		t.Errorf("login outcomes: %v", outcomes)
 	}
 }
+
+// TestLockoutSparesKnownBrowsersWithMFA: strangers' failures lock a staff account,
+// whose login needs a code too; from the browser it used before, its owner types the
+// password and the code and gets in, and the code spends that browser's budget only.
+func TestLockoutSparesKnownBrowsersWithMFA(t *testing.T) {
+	e := newEnv(t, func(o *web.Options) {
+		o.Account = web.Throttle{Free: 2, Window: time.Hour, Max: time.Hour}
+		o.LockMemory = -1
+	})
+	known := e.loggedIn(e.sam.Email, samPW) // enrols the second factor
+	known.post("/logout", nil)
+	attacker := e.client()
+	for range 6 {
+		attacker.login(e.sam.Email, "guessing guessing guessing")
+	}
+	if n := e.count(`SELECT count(*) FROM login_throttle WHERE key = 'account:sam@support.test' AND locked_until > now()`); n != 1 {
+		t.Fatalf("the account is not locked for strangers")
+	}
+	if r := known.login(e.sam.Email, samPW); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/login/code" {
+		t.Fatalf("the known browser's password: %d %s, want the code page", r.StatusCode, r.Header.Get("Location"))
+	}
+	if r := known.post("/login/code", url.Values{"code": {e.totpCode(e.sam.Email)}}); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/cases" {
+		t.Errorf("the known browser's code: %d %s, want /cases", r.StatusCode, r.Header.Get("Location"))
+	}
+	if n := e.count(`SELECT count(*) FROM login_throttle WHERE key = 'account:sam@support.test' AND locked_until > now()`); n != 1 {
+		t.Errorf("the owner's login lifted the strangers' lock")
+	}
+}

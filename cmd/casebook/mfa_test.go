@@ -49,7 +49,7 @@ func TestUserMFAReset(t *testing.T) {
 				t.Fatal(err)
 			}
 			last := rows[len(rows)-1]
-			if last.Action != "mfa_reset" || last.Outcome != tt.outcome || last.IP != "cli" || !strings.HasPrefix(last.UserAgent, "os_user:") {
+			if last.Action != "mfa_reset" || last.Outcome != tt.outcome || last.IP != "cli" || last.OSUser == "" {
 				t.Errorf("audit row: %+v", last)
 			}
 		})
