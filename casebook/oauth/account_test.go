@@ -37,7 +37,7 @@ func TestParseQuery(t *testing.T) {
 				TokenURL: "https://oauth2.googleapis.com/token", DeviceURL: "https://oauth2.googleapis.com/device/code", Scopes: []string{"https://mail.google.com/"}}},
 		{name: "generic on loopback with scopes",
 			query: "oauth=generic&client_id=c&refresh_token_file=/rt&token_url=http://127.0.0.1:8080/token&scope=a+b",
-			want: Account{Provider: Generic, Grant: RefreshToken, ClientID: "c", RefreshTokenFile: "/rt", TokenURL: "http://127.0.0.1:8080/token", Scopes: []string{"a", "b"}}},
+			want:  Account{Provider: Generic, Grant: RefreshToken, ClientID: "c", RefreshTokenFile: "/rt", TokenURL: "http://127.0.0.1:8080/token", Scopes: []string{"a", "b"}}},
 		{name: "no oauth settings", query: "tls=none", err: "no account configured"},
 		{name: "settings without a provider", query: "client_id=x", err: "client_id= needs oauth="},
 		{name: "unknown provider", query: "oauth=yahoo&client_id=x&token_url=https://t/", err: `oauth="yahoo"`},
