@@ -149,6 +149,19 @@ func (s *Server) Polls() []time.Time {
 	return append([]time.Time(nil), s.polls...)
 }
 
+// ActiveCount is how many access tokens would pass introspection now.
+func (s *Server) ActiveCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, exp := range s.access {
+		if time.Now().Before(exp) {
+			n++
+		}
+	}
+	return n
+}
+
 // Active reports whether an access token would pass introspection now.
 func (s *Server) Active(token string) bool {
 	s.mu.Lock()

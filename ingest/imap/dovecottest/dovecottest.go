@@ -52,6 +52,10 @@ type Options struct {
 	// Config is appended to the generated configuration, e.g.
 	// "imap_capability = IMAP4rev1 UIDPLUS" for a server without IDLE and MOVE.
 	Config string
+	// IntrospectionURL, when set, turns on XOAUTH2 and OAUTHBEARER logins through
+	// Dovecot's oauth2 passdb, which asks this RFC 7662 endpoint (a POST of token=…)
+	// whether a token is active and whose it is. Password logins keep working.
+	IntrospectionURL string
 }
 
 // Start starts a Dovecot for t and stops it when t ends.
@@ -103,7 +107,11 @@ func StartWith(t testing.TB, opts Options) *Server {
 	}
 	s.port = freePort(t)
 	s.conf = filepath.Join(s.dir, "dovecot.conf")
-	if err := os.WriteFile(s.conf, []byte(s.config()+opts.Config+"\n"), 0o644); err != nil {
+	conf := s.config()
+	if opts.IntrospectionURL != "" {
+		conf = s.oauth2(conf, opts.IntrospectionURL)
+	}
+	if err := os.WriteFile(s.conf, []byte(conf+opts.Config+"\n"), 0o644); err != nil {
 		t.Fatalf("dovecottest: %v", err)
 	}
 	s.writeUsers()
@@ -203,6 +211,25 @@ namespace inbox {
   separator = /
 }
 `, d, u, s.runAs.Uid, s.runAs.Gid, group, s.port)
+}
+
+// oauth2 adds the oauth2 passdb ahead of the passwd-file one, with a settings file
+// that forces introspection of every token (Dovecot would otherwise try to validate
+// JWTs locally).
+func (s *Server) oauth2(conf, introspectionURL string) string {
+	ext := filepath.Join(s.dir, "dovecot-oauth2.conf.ext")
+	settings := fmt.Sprintf(`introspection_mode = post
+introspection_url = %s
+username_attribute = username
+active_attribute = active
+active_value = true
+force_introspection = yes
+`, introspectionURL)
+	if err := os.WriteFile(ext, []byte(settings), 0o644); err != nil {
+		s.t.Fatalf("dovecottest: %v", err)
+	}
+	conf = strings.Replace(conf, "auth_mechanisms = plain login\n", "auth_mechanisms = plain login xoauth2 oauthbearer\n", 1)
+	return strings.Replace(conf, "passdb {\n", fmt.Sprintf("passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = %s\n}\npassdb {\n", ext), 1)
 }
 
 func (s *Server) writeUsers() {
