@@ -10,8 +10,8 @@ import (
 
 	"casebook/casebook/oauth"
 	"casebook/casebook/oauth/oauthtest"
-	"casebook/ingest/imap/dovecottest"
 	cbimap "casebook/ingest/imap"
+	"casebook/ingest/imap/dovecottest"
 )
 
 // oauthDovecot is a Dovecot whose XOAUTH2 logins are checked against a fake provider
