@@ -215,7 +215,8 @@ type stageError struct {
 func (e *stageError) Error() string { return e.stage + ": " + e.err.Error() }
 func (e *stageError) Unwrap() error { return e.err }
 
-// Stage names the step: tls, starttls, ehlo or auth.
+// Stage names the step: tls, starttls, ehlo, token (getting an OAuth access token)
+// or auth.
 func (e *stageError) Stage() string { stage, _, _ := strings.Cut(e.stage, " "); return stage }
 
 // Probe opens a session as the worker does (connect, TLS, EHLO, AUTH) and quits
@@ -309,13 +310,13 @@ func (d *Dialer) auth(ctx context.Context, c *smtp.Client) error {
 		}
 		token, err := d.token(ctx)
 		if err != nil {
-			return &stageError{stage, err}
+			return &stageError{"token", err}
 		}
 		err = c.Auth(&xoauth2{user: d.Username, token: token})
 		var se *smtp.SMTPError
 		if err != nil && d.Tokens != nil && errors.As(err, &se) && se.Code == 535 {
 			if token, err = d.Tokens.Refresh(ctx, token); err != nil {
-				return &stageError{stage, err}
+				return &stageError{"token", err}
 			}
 			err = c.Auth(&xoauth2{user: d.Username, token: token})
 		}

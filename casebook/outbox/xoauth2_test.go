@@ -78,7 +78,7 @@ func TestXOAUTH2Send(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 	var staged interface{ Stage() string }
-	if !errors.As(err, &staged) || staged.Stage() != "auth" {
+	if !errors.As(err, &staged) || staged.Stage() != "token" {
 		t.Errorf("stage of %v", err)
 	}
 }

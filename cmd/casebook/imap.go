@@ -55,7 +55,7 @@ func (a *app) imapComponents(ctx context.Context) ([]component, error) {
 	var mailboxes []imap.Mailbox
 	seen := map[string]bool{}
 	for _, raw := range a.cfg.IMAP.Mailboxes {
-		m, err := imap.ParseURL(raw)
+		m, err := a.mailbox(raw)
 		if err != nil {
 			return nil, fmt.Errorf("--imap: %w", err)
 		}

@@ -52,12 +52,9 @@ func (a *app) outboxComponents(ctx context.Context) ([]component, error) {
 
 func (a *app) outboxWorker(ctx context.Context) (*outbox.Worker, error) {
 	m := a.cfg.Outbox
-	d, err := outbox.ParseURL(m.SMTP)
+	d, err := a.smtpDialer()
 	if err != nil {
-		return nil, fmt.Errorf("--smtp: %w", err)
-	}
-	if m.SMTPPassword != "" {
-		d.Password = m.SMTPPassword
+		return nil, err
 	}
 	var missing []string
 	for flag, v := range map[string]string{"--mail-from": m.From, "--reply-address": a.cfg.ReplyAddress, "--token-key": a.cfg.TokenKey, "--base-url": a.cfg.BaseURL} {

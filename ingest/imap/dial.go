@@ -86,13 +86,17 @@ func (p *Poller) dial(ctx context.Context, wake chan<- struct{}) (*imapclient.Cl
 	}
 	if err := p.login(ctx, c); err != nil {
 		c.Close()
-		return nil, &stageError{"login", err}
+		var staged *stageError
+		if !errors.As(err, &staged) {
+			err = &stageError{"login", err}
+		}
+		return nil, err
 	}
 	return c, nil
 }
 
 // stageError says which step of opening a session failed (connect, tls, starttls,
-// login), so that `casebook doctor` can say what to fix without parsing messages.
+// token, login), so that `casebook doctor` can say what to fix without parsing messages.
 type stageError struct {
 	stage string
 	err   error
@@ -124,7 +128,7 @@ func (p *Poller) login(ctx context.Context, c *imapclient.Client) error {
 	}
 	token, err := m.token(ctx)
 	if err != nil {
-		return err
+		return &stageError{"token", err}
 	}
 	err = authenticate(c, m.Username, token)
 	var refused *imap.Error
@@ -134,7 +138,7 @@ func (p *Poller) login(ctx context.Context, c *imapclient.Client) error {
 	// The token may have been revoked or expired early: refresh once and try again.
 	p.log.Info("XOAUTH2 login refused; refreshing the token", slog.Any("error", err))
 	if token, err = m.Tokens.Refresh(ctx, token); err != nil {
-		return err
+		return &stageError{"token", err}
 	}
 	return authenticate(c, m.Username, token)
 }
