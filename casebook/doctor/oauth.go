@@ -16,7 +16,7 @@ type TokenSource interface {
 
 // OAuthAccount is an OAuth 2.0 account a mailbox or the SMTP server logs in with.
 type OAuthAccount struct {
-	// Name labels the check: provider, client and tenant, no secret.
+	// Name labels the check: provider and client, no secret.
 	Name   string
 	Source TokenSource
 	// Want are the scopes or roles IMAP and SMTP need (IMAP.AccessAsApp,

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,7 +101,14 @@ func (a *app) oauthChecks() []doctor.Check {
 	}
 	var checks []doctor.Check
 	for _, src := range a.oauthSources().All() {
-		checks = append(checks, doctor.OAuth(doctor.OAuthAccount{Name: src.Account().String(), Source: src, Want: want[src]}))
+		acct := src.Account()
+		name := string(acct.Provider) + " " + acct.ClientID
+		if acct.RefreshTokenFile != "" {
+			name += " " + filepath.Base(acct.RefreshTokenFile)
+		}
+		w := want[src]
+		slices.Sort(w)
+		checks = append(checks, doctor.OAuth(doctor.OAuthAccount{Name: name, Source: src, Want: slices.Compact(w)}))
 	}
 	return checks
 }

@@ -68,6 +68,7 @@ type Server struct {
 	access  map[string]time.Time // access token -> expiry
 	refresh map[string]bool      // live refresh tokens
 	issued  int
+	secrets []string
 	// device is the answers still to give to device-code polls, then success.
 	device []string
 	polls  []time.Time
@@ -99,6 +100,7 @@ func (s *Server) NewRefreshToken() string {
 	defer s.mu.Unlock()
 	rt := "rt-" + random()
 	s.refresh[rt] = true
+	s.secrets = append(s.secrets, rt)
 	return rt
 }
 
@@ -147,6 +149,14 @@ func (s *Server) Polls() []time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]time.Time(nil), s.polls...)
+}
+
+// Secrets returns every access and refresh token the server has issued, for tests
+// that check none of them reaches a log or a report.
+func (s *Server) Secrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.secrets...)
 }
 
 // ActiveCount is how many access tokens would pass introspection now.
@@ -251,6 +261,7 @@ func (s *Server) clientAuthenticated(secret, assertionType, assertion string) bo
 // issue answers with a new access token, and refresh token rt when set. Callers hold mu.
 func (s *Server) issue(w http.ResponseWriter, rt string) {
 	at := "at-" + random()
+	s.secrets = append(s.secrets, at, rt)
 	s.access[at] = time.Now().Add(s.opt.Lifetime)
 	s.issued++
 	body := map[string]any{"token_type": "Bearer", "access_token": at, "expires_in": int(s.opt.Lifetime.Seconds())}

@@ -85,6 +85,8 @@ func Start(t testing.TB, opt Options) *Server {
 	s.srv.ReadTimeout = 30 * time.Second
 	s.srv.WriteTimeout = 30 * time.Second
 	s.srv.MaxMessageBytes = 50 << 20
+	// Without TLS the test runs on loopback in the clear, where AUTH is still wanted.
+	s.srv.AllowInsecureAuth = opt.TLS == nil
 	if opt.TLS != nil {
 		s.srv.TLSConfig = opt.TLS
 		if opt.ImplicitTLS {
