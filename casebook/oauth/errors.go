@@ -103,6 +103,9 @@ func hintFor(acct Account, re *oauth2.RetrieveError) string {
 		}
 		return "the client was refused: check client_id and the secret in client_secret_file (it may have expired)"
 	case "invalid_scope":
+		if acct.Provider == Google && strings.Contains(re.ErrorDescription, "device flow") {
+			return "Google's device sign-in does not allow this scope: get the refresh token with an authorisation-code sign-in instead (see the README's Google Workspace recipe)"
+		}
 		return "the scope was refused: check scope= and the app's API permissions"
 	case "invalid_request":
 		return "the token request was refused: check tenant, client_id and token_url"

@@ -225,7 +225,7 @@ func (s *Source) redeem(ctx context.Context, secret string) (*oauth2.Token, erro
 			// time, and if not, the error then says to log in again.
 			s.opt.Logger.Error("cannot keep the rotated refresh token", slog.Any("error", err))
 		} else {
-			s.opt.Logger.Info("refresh token rotated", "refresh_token_file", a.RefreshTokenFile)
+			s.opt.Logger.Info("refresh token rotated", "file", a.RefreshTokenFile)
 		}
 	}
 	return tok, nil
