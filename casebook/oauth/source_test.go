@@ -245,3 +245,5 @@ func TestRecoversAfterBackoff(t *testing.T) {
 		t.Errorf("not ready after a good refresh: %v", err)
 	}
 }
+
+func writeBenchFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
