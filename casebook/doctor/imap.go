@@ -73,8 +73,10 @@ func imapHint(err error) string {
 	}
 	var ie *imap.Error
 	switch {
+	case stage == "token":
+		return "could not get an OAuth access token"
 	case stage == "login" && errors.As(err, &ie):
-		return "the server refused the login: check the user and password (or the XOAUTH2 token)"
+		return "the server refused the login: check the user and password (with OAuth: that the app may open this mailbox)"
 	case stage == "login":
 		return "login failed"
 	case stage == "tls":

@@ -39,8 +39,10 @@ func smtpHint(err error) string {
 		stage = staged.Stage()
 	}
 	switch {
+	case stage == "token":
+		return "could not get an OAuth access token"
 	case stage == "auth" && errors.As(err, &se):
-		return "the server refused the login: check the user and password"
+		return "the server refused the login: check the user and password (with OAuth: that the app may send as this mailbox, and SMTP AUTH is enabled for it)"
 	case stage == "auth":
 		return "no usable login: use the submission port with TLS, where AUTH PLAIN or LOGIN is offered"
 	case stage == "tls":

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +38,17 @@ type Dialer struct {
 	Security Security
 	Username string
 	Password string
+	// PasswordFile, when set, holds the password (or XOAUTH2 access token), read at
+	// every connection so that a rotated secret is picked up without a restart.
+	PasswordFile string
+	// XOAUTH2 logs in with SASL XOAUTH2 (Microsoft 365, Gmail) instead of PLAIN or
+	// LOGIN, with a token from Tokens, or else the password.
+	XOAUTH2 bool
+	// OAuth holds the URL's OAuth account settings (oauth=, client_id= … see
+	// OAuthKeys) when it names one; whoever builds the worker turns them into Tokens.
+	OAuth url.Values
+	// Tokens supplies XOAUTH2 access tokens when OAuth is set.
+	Tokens TokenSource
 	// LocalName is the name sent in EHLO.
 	LocalName string
 	// TLSConfig, when set, replaces the system roots (tests use their own CA).
@@ -44,11 +57,25 @@ type Dialer struct {
 	Timeout time.Duration
 }
 
+// TokenSource hands out OAuth 2.0 access tokens for XOAUTH2.
+type TokenSource interface {
+	// Token returns an access token that is not about to expire.
+	Token(ctx context.Context) (string, error)
+	// Refresh returns a new token in place of one the server refused.
+	Refresh(ctx context.Context, rejected string) (string, error)
+}
+
+// OAuthKeys are the query keys of an OAuth account, the same as in a mailbox URL;
+// their values are checked by whoever builds the TokenSource.
+var OAuthKeys = []string{"oauth", "tenant", "client_id", "client_secret_file", "client_cert_file", "refresh_token_file", "token_url", "device_url", "scope"}
+
 // ParseURL reads an SMTP server URL:
 //
 //	smtps://USER:PASS@HOST[:465]      implicit TLS
 //	smtp://USER:PASS@HOST[:587]       STARTTLS, required
 //	smtp://HOST:PORT?tls=none         cleartext, loopback only (tests, a local relay)
+//	smtp://USER@HOST:587?password_file=/run/credentials/smtp
+//	smtp://USER@smtp.office365.com:587?auth=xoauth2&oauth=microsoft&tenant=…&client_id=…&client_secret_file=…
 //
 // User and password are percent-decoded.
 func ParseURL(raw string) (*Dialer, error) {
@@ -69,7 +96,14 @@ func ParseURL(raw string) (*Dialer, error) {
 	}
 	q := u.Query()
 	for k := range q {
-		if k != "tls" {
+		switch {
+		case k == "tls" || k == "auth" || k == "password_file":
+		case slices.Contains(OAuthKeys, k):
+			if d.OAuth == nil {
+				d.OAuth = url.Values{}
+			}
+			d.OAuth[k] = q[k]
+		default:
 			return nil, fmt.Errorf("smtp url: unknown parameter %q", k)
 		}
 	}
@@ -98,7 +132,39 @@ func ParseURL(raw string) (*Dialer, error) {
 		d.Username = u.User.Username()
 		d.Password, _ = u.User.Password()
 	}
+	d.PasswordFile = q.Get("password_file")
+	switch q.Get("auth") {
+	case "", "password":
+	case "xoauth2":
+		d.XOAUTH2 = true
+	default:
+		return nil, fmt.Errorf("smtp url: auth=%q: want password or xoauth2", q.Get("auth"))
+	}
+	switch {
+	case d.PasswordFile != "" && d.Password != "":
+		return nil, errors.New("smtp url: both a password and password_file")
+	case d.OAuth != nil && !d.XOAUTH2:
+		return nil, errors.New("smtp url: OAuth settings (oauth=, client_id= …) go with auth=xoauth2")
+	case d.OAuth != nil && !d.OAuth.Has("oauth"):
+		return nil, errors.New("smtp url: OAuth settings need oauth=microsoft, google or generic")
+	case d.OAuth != nil && (d.Password != "" || d.PasswordFile != ""):
+		return nil, errors.New("smtp url: oauth= gets its own tokens: drop the password and password_file")
+	case d.XOAUTH2 && d.Username == "":
+		return nil, errors.New("smtp url: auth=xoauth2 needs the mailbox as the user (smtp://support%40example.com@…)")
+	}
 	return d, nil
+}
+
+// secret returns the password or access token, from PasswordFile when set.
+func (d *Dialer) secret() (string, error) {
+	if d.PasswordFile == "" {
+		return d.Password, nil
+	}
+	b, err := os.ReadFile(d.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("password file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 func isLoopback(host string) bool {
@@ -149,7 +215,8 @@ type stageError struct {
 func (e *stageError) Error() string { return e.stage + ": " + e.err.Error() }
 func (e *stageError) Unwrap() error { return e.err }
 
-// Stage names the step: tls, starttls, ehlo or auth.
+// Stage names the step: tls, starttls, ehlo, token (getting an OAuth access token)
+// or auth.
 func (e *stageError) Stage() string { stage, _, _ := strings.Cut(e.stage, " "); return stage }
 
 // Probe opens a session as the worker does (connect, TLS, EHLO, AUTH) and quits
@@ -225,23 +292,81 @@ func (d *Dialer) dial(ctx context.Context) (*conn, error) {
 		return nil, &stageError{"ehlo", err}
 	}
 	if d.Username != "" {
-		var mech sasl.Client
-		switch {
-		case c.SupportsAuth("PLAIN"):
-			mech = sasl.NewPlainClient("", d.Username, d.Password)
-		case c.SupportsAuth("LOGIN"):
-			mech = sasl.NewLoginClient(d.Username, d.Password)
-		default:
+		if err := d.auth(ctx, c); err != nil {
 			c.Close()
-			return nil, &stageError{"auth", errors.New("server offers neither AUTH PLAIN nor AUTH LOGIN")}
-		}
-		if err := c.Auth(mech); err != nil {
-			c.Close()
-			return nil, &stageError{"auth as " + d.Username, err}
+			return nil, err
 		}
 	}
 	return &conn{c: c, raw: raw}, nil
 }
+
+// auth logs in with PLAIN or LOGIN, or XOAUTH2. A token refused with 535 is
+// refreshed once and tried again: it may have been revoked or expired early.
+func (d *Dialer) auth(ctx context.Context, c *smtp.Client) error {
+	stage := "auth as " + d.Username
+	if d.XOAUTH2 {
+		if !c.SupportsAuth("XOAUTH2") {
+			return &stageError{"auth", errors.New("server does not offer AUTH XOAUTH2")}
+		}
+		token, err := d.token(ctx)
+		if err != nil {
+			return &stageError{"token", err}
+		}
+		err = c.Auth(&xoauth2{user: d.Username, token: token})
+		var se *smtp.SMTPError
+		if err != nil && d.Tokens != nil && errors.As(err, &se) && se.Code == 535 {
+			if token, err = d.Tokens.Refresh(ctx, token); err != nil {
+				return &stageError{"token", err}
+			}
+			err = c.Auth(&xoauth2{user: d.Username, token: token})
+		}
+		if err != nil {
+			return &stageError{stage, err}
+		}
+		return nil
+	}
+	password, err := d.secret()
+	if err != nil {
+		return &stageError{stage, err}
+	}
+	var mech sasl.Client
+	switch {
+	case c.SupportsAuth("PLAIN"):
+		mech = sasl.NewPlainClient("", d.Username, password)
+	case c.SupportsAuth("LOGIN"):
+		mech = sasl.NewLoginClient(d.Username, password)
+	default:
+		return &stageError{"auth", errors.New("server offers neither AUTH PLAIN nor AUTH LOGIN")}
+	}
+	if err := c.Auth(mech); err != nil {
+		return &stageError{stage, err}
+	}
+	return nil
+}
+
+// token returns the XOAUTH2 access token: from Tokens, or the password or
+// password_file when something else keeps it fresh.
+func (d *Dialer) token(ctx context.Context) (string, error) {
+	if d.OAuth != nil {
+		if d.Tokens == nil {
+			return "", errors.New("smtp has OAuth settings but no token source")
+		}
+		return d.Tokens.Token(ctx)
+	}
+	return d.secret()
+}
+
+// xoauth2 is the XOAUTH2 SASL mechanism of Google and Microsoft: the user and an
+// OAuth 2.0 bearer token in one initial response.
+type xoauth2 struct{ user, token string }
+
+func (a *xoauth2) Start() (string, []byte, error) {
+	return "XOAUTH2", []byte("user=" + a.user + "\x01auth=Bearer " + a.token + "\x01\x01"), nil
+}
+
+// Next answers the server's JSON error challenge with an empty response, after which
+// the server sends its final 535.
+func (a *xoauth2) Next([]byte) ([]byte, error) { return []byte{}, nil }
 
 // send offers one mail. An *smtp.SMTPError says what the server answered. After any
 // other error, or a reply after which RSET fails, the session is marked broken.

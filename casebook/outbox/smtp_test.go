@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -27,7 +28,17 @@ func TestParseURL(t *testing.T) {
 		{url: "smtp://mail.example.com:25?tls=none", wantErr: "only allowed to a loopback address"},
 		{url: "smtps://127.0.0.1?tls=none", wantErr: "tls="},
 		{url: "smtp://mail.example.com?tls=maybe", wantErr: "tls="},
-		{url: "smtp://mail.example.com?auth=cram", wantErr: "unknown parameter"},
+		{url: "smtp://mail.example.com?auth=cram", wantErr: "auth="},
+		{url: "smtp://mail.example.com?folder=x", wantErr: "unknown parameter"},
+		{url: "smtp://u@mail.example.com?password_file=/run/p", want: Dialer{Addr: "mail.example.com:587", Security: StartTLS, Username: "u", PasswordFile: "/run/p"}},
+		{url: "smtp://support%40contoso.com@smtp.office365.com?auth=xoauth2&oauth=microsoft&tenant=contoso&client_id=app&client_cert_file=/c.pem",
+			want: Dialer{Addr: "smtp.office365.com:587", Security: StartTLS, Username: "support@contoso.com", XOAUTH2: true,
+				OAuth: url.Values{"oauth": {"microsoft"}, "tenant": {"contoso"}, "client_id": {"app"}, "client_cert_file": {"/c.pem"}}}},
+		{url: "smtp://u:secret@mail.example.com?password_file=/run/p", wantErr: "both a password and password_file"},
+		{url: "smtp://u@mail.example.com?oauth=google&client_id=c", wantErr: "go with auth=xoauth2"},
+		{url: "smtp://u@mail.example.com?auth=xoauth2&client_id=c", wantErr: "need oauth="},
+		{url: "smtp://u:secret@mail.example.com?auth=xoauth2&oauth=google&client_id=c", wantErr: "drop the password"},
+		{url: "smtp://mail.example.com?auth=xoauth2&oauth=google&client_id=c", wantErr: "needs the mailbox as the user"},
 		{url: "http://mail.example.com", wantErr: "scheme"},
 		{url: "smtp://", wantErr: "no host"},
 		{url: "smtp://mail.example.com:99999", wantErr: "port"},

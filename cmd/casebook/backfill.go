@@ -103,7 +103,7 @@ func sinceLabel(t time.Time) string {
 // its name; or, with one --imap account, a folder of that account.
 func (a *app) backfillMailbox(name string) (imap.Mailbox, error) {
 	if strings.Contains(name, "://") {
-		m, err := imap.ParseURL(name)
+		m, err := a.mailbox(name)
 		if err != nil {
 			return imap.Mailbox{}, fmt.Errorf("--mailbox: %w", err)
 		}
@@ -111,7 +111,7 @@ func (a *app) backfillMailbox(name string) (imap.Mailbox, error) {
 	}
 	var configured []imap.Mailbox
 	for _, raw := range a.cfg.IMAP.Mailboxes {
-		m, err := imap.ParseURL(raw)
+		m, err := a.mailbox(raw)
 		if err != nil {
 			return imap.Mailbox{}, fmt.Errorf("--imap: %w", err)
 		}

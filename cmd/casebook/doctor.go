@@ -14,9 +14,7 @@ import (
 	"casebook/bots/slack"
 	"casebook/casebook/clamav"
 	"casebook/casebook/doctor"
-	"casebook/casebook/outbox"
 	"casebook/casebook/postgres"
-	"casebook/ingest/imap"
 )
 
 // doctorTimeout bounds each check: a dependency that has not answered by then is as
@@ -88,8 +86,9 @@ func (a *app) doctorChecks() ([]doctor.Check, func()) {
 		a.blobKeyCheck(),
 	}
 	checks = append(checks, a.clamdCheck())
+	checks = append(checks, a.oauthChecks()...)
 	for _, raw := range a.cfg.IMAP.Mailboxes {
-		checks = append(checks, imapCheck(raw))
+		checks = append(checks, a.imapCheck(raw))
 	}
 	if a.cfg.Outbox.SMTP != "" {
 		checks = append(checks, a.smtpCheck())
@@ -122,20 +121,17 @@ func (a *app) clamdCheck() doctor.Check {
 
 // smtpCheck checks the outbox's SMTP server as the worker would reach it.
 func (a *app) smtpCheck() doctor.Check {
-	d, err := outbox.ParseURL(a.cfg.Outbox.SMTP)
+	d, err := a.smtpDialer()
 	if err != nil {
-		return configProblem("smtp", fmt.Errorf("--smtp: %w", err))
-	}
-	if a.cfg.Outbox.SMTPPassword != "" {
-		d.Password = a.cfg.Outbox.SMTPPassword
+		return configProblem("smtp", err)
 	}
 	return doctor.SMTP(d)
 }
 
 // imapCheck checks a --imap mailbox as the poller reaches it. The filing folders are
 // not checked: the poller creates them.
-func imapCheck(raw string) doctor.Check {
-	m, err := imap.ParseURL(raw)
+func (a *app) imapCheck(raw string) doctor.Check {
+	m, err := a.mailbox(raw)
 	if err != nil {
 		return configProblem("imap", fmt.Errorf("--imap: %w", err))
 	}

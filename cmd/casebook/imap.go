@@ -25,7 +25,7 @@ type IMAPConfig struct {
 
 func (c *Config) imapFlags(fs *flag.FlagSet) {
 	fs.Var(listValue{&c.IMAP.Mailboxes}, "imap",
-		"mailbox to watch, repeatable: imaps://USER:PASS@HOST:993/INBOX (imap:// requires STARTTLS; ?tls=none for loopback only; ?password_file=PATH; ?auth=xoauth2 with an access token)")
+		"mailbox to watch, repeatable: imaps://USER:PASS@HOST:993/INBOX (imap:// requires STARTTLS; ?tls=none for loopback only; ?password_file=PATH; ?auth=xoauth2 with oauth=microsoft|google|generic&client_id=… or an access token in password_file)")
 	fs.DurationVar(&c.IMAP.PollInterval, "imap-poll-interval", time.Minute, "how often to look for mail on a server without IDLE")
 	fs.DurationVar(&c.IMAP.ResyncInterval, "imap-resync-interval", 5*time.Minute, "how often to look at the whole mailbox again, for mail a notification missed")
 	fs.StringVar(&c.IMAP.SpoolDir, "imap-spool-dir", "", "directory for messages being processed (default: the system temporary directory)")
@@ -59,7 +59,7 @@ func (a *app) imapComponents(ctx context.Context) ([]component, error) {
 	var mailboxes []imap.Mailbox
 	seen := map[string]bool{}
 	for _, raw := range a.cfg.IMAP.Mailboxes {
-		m, err := imap.ParseURL(raw)
+		m, err := a.mailbox(raw)
 		if err != nil {
 			return nil, fmt.Errorf("--imap: %w", err)
 		}

@@ -40,6 +40,11 @@ func TestServeRefusesBadMailboxes(t *testing.T) {
 	}{
 		{"plain text to a remote host", []string{"--imap", "imap://u:p@mail.example.com/INBOX?tls=none"}, "only allowed to a loopback address"},
 		{"no password", []string{"--imap", "imaps://u@mail.example.com/INBOX"}, "no password"},
+		{"OAuth without a tenant", []string{"--imap", "imaps://u@outlook.office365.com/INBOX?auth=xoauth2&oauth=microsoft&client_id=c&client_secret_file=/s"}, "microsoft needs tenant="},
+		{"OAuth without auth=xoauth2", []string{"--imap", "imaps://u@imap.gmail.com/INBOX?oauth=google&client_id=c&refresh_token_file=/rt"}, "go with auth=xoauth2"},
+		{"two accounts on one refresh token file", []string{
+			"--imap", "imaps://u@imap.gmail.com/INBOX?auth=xoauth2&oauth=google&client_id=a&refresh_token_file=/rt",
+			"--imap", "imaps://v@imap.gmail.com/INBOX?auth=xoauth2&oauth=google&client_id=b&refresh_token_file=/rt"}, "named by two differently configured accounts"},
 		{"same mailbox twice", []string{"--imap", "imaps://u:p@mail.example.com/INBOX", "--imap", "imaps://u:q@mail.example.com:993/INBOX"}, "is given twice"},
 	}
 	for _, tt := range tests {

@@ -23,6 +23,7 @@ import (
 	"casebook/casebook/blob"
 	"casebook/casebook/clamav"
 	"casebook/casebook/metrics"
+	"casebook/casebook/oauth"
 	"casebook/casebook/postgres"
 )
 
@@ -53,6 +54,7 @@ func commands() map[string]command {
 		"demo":         demoCommand(),
 		"case reply":   caseReplyCommand(),
 		"outbox list":  outboxListCommand(),
+		"oauth login":  oauthLoginCommand(),
 
 		// The blob store's commands.
 		"blobs gc":      blobsGCCommand(),
@@ -190,6 +192,8 @@ type app struct {
 	service *casebook.Service
 	metrics *metrics.Metrics
 	admin   *metrics.Admin
+	// oauth holds one token source per OAuth account the mailboxes and SMTP name.
+	oauth *oauth.Sources
 
 	// webExtra holds endpoints other components mount on the web page without its
 	// session and cross-origin checks (pattern -> handler), e.g. Slack's Events API.

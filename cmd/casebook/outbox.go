@@ -31,7 +31,7 @@ type OutboxConfig struct {
 
 // outboxFlags registers the outbox worker's flags, for the commands that serve.
 func (c *Config) outboxFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Outbox.SMTP, "smtp", "", "SMTP server for outbound mail: smtps://USER:PASS@HOST:465 (TLS), smtp://USER:PASS@HOST:587 (STARTTLS, required) or smtp://127.0.0.1:25?tls=none (loopback only)")
+	fs.StringVar(&c.Outbox.SMTP, "smtp", "", "SMTP server for outbound mail: smtps://USER:PASS@HOST:465 (TLS), smtp://USER:PASS@HOST:587 (STARTTLS, required) or smtp://127.0.0.1:25?tls=none (loopback only); ?password_file=PATH; ?auth=xoauth2 with the mailbox URL's OAuth keys")
 	fs.StringVar(&c.Outbox.SMTPPassword, "smtp-password", "", "SMTP password, instead of the one in --smtp")
 	fs.StringVar(&c.Outbox.From, "mail-from", "", `sender of casebook's mail, e.g. "Acme Support <support@example.com>"`)
 	fs.IntVar(&c.Outbox.RateLimit, "mail-rate-limit", 20, "most mails about one case to one recipient per hour; 0 for no limit")
@@ -52,12 +52,9 @@ func (a *app) outboxComponents(ctx context.Context) ([]component, error) {
 
 func (a *app) outboxWorker(ctx context.Context) (*outbox.Worker, error) {
 	m := a.cfg.Outbox
-	d, err := outbox.ParseURL(m.SMTP)
+	d, err := a.smtpDialer()
 	if err != nil {
-		return nil, fmt.Errorf("--smtp: %w", err)
-	}
-	if m.SMTPPassword != "" {
-		d.Password = m.SMTPPassword
+		return nil, err
 	}
 	var missing []string
 	for flag, v := range map[string]string{"--mail-from": m.From, "--reply-address": a.cfg.ReplyAddress, "--token-key": a.cfg.TokenKey, "--base-url": a.cfg.BaseURL} {

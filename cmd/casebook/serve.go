@@ -112,6 +112,7 @@ func (a *app) components(ctx context.Context) ([]component, error) {
 		}
 		comps = append(comps, cs...)
 	}
+	a.readyOAuth()
 	return comps, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -83,15 +84,19 @@ func (p *Poller) dial(ctx context.Context, wake chan<- struct{}) (*imapclient.Cl
 	if err != nil {
 		return nil, &stageError{stage, fmt.Errorf("connect %s: %w", m.Addr, err)}
 	}
-	if err := p.login(c); err != nil {
+	if err := p.login(ctx, c); err != nil {
 		c.Close()
-		return nil, &stageError{"login", err}
+		var staged *stageError
+		if !errors.As(err, &staged) {
+			err = &stageError{"login", err}
+		}
+		return nil, err
 	}
 	return c, nil
 }
 
 // stageError says which step of opening a session failed (connect, tls, starttls,
-// login), so that `casebook doctor` can say what to fix without parsing messages.
+// token, login), so that `casebook doctor` can say what to fix without parsing messages.
 type stageError struct {
 	stage string
 	err   error
@@ -103,28 +108,46 @@ func (e *stageError) Unwrap() error { return e.err }
 // Stage names the step that failed.
 func (e *stageError) Stage() string { return e.stage }
 
-func (p *Poller) login(c *imapclient.Client) error {
+func (p *Poller) login(ctx context.Context, c *imapclient.Client) error {
 	m := p.cfg.Mailbox
-	secret, err := m.secret()
-	if err != nil {
-		return err
-	}
 	if err := c.WaitGreeting(); err != nil {
 		return fmt.Errorf("greeting: %w", err)
 	}
-	switch m.Auth {
-	case AuthXOAUTH2:
-		if !c.Caps().Has(imap.Cap("AUTH=XOAUTH2")) {
-			return errNoXOAUTH2
+	if m.Auth != AuthXOAUTH2 {
+		secret, err := m.secret()
+		if err != nil {
+			return err
 		}
-		a := &xoauth2{user: m.Username, token: secret}
-		if err := c.Authenticate(a); err != nil {
-			return fmt.Errorf("authenticate %s: %w", m.Username, a.err(err))
-		}
-	default:
 		if err := c.Login(m.Username, secret).Wait(); err != nil {
 			return fmt.Errorf("login %s: %w", m.Username, err)
 		}
+		return nil
+	}
+	if !c.Caps().Has(imap.Cap("AUTH=XOAUTH2")) {
+		return errNoXOAUTH2
+	}
+	token, err := m.token(ctx)
+	if err != nil {
+		return &stageError{"token", err}
+	}
+	err = authenticate(c, m.Username, token)
+	var refused *imap.Error
+	if err == nil || m.Tokens == nil || !errors.As(err, &refused) {
+		return err
+	}
+	// The token may have been revoked or expired early: refresh once and try again.
+	p.log.Info("XOAUTH2 login refused; refreshing the token", slog.Any("error", err))
+	if token, err = m.Tokens.Refresh(ctx, token); err != nil {
+		return &stageError{"token", err}
+	}
+	return authenticate(c, m.Username, token)
+}
+
+// authenticate logs in with SASL XOAUTH2.
+func authenticate(c *imapclient.Client, user, token string) error {
+	a := &xoauth2{user: user, token: token}
+	if err := c.Authenticate(a); err != nil {
+		return fmt.Errorf("authenticate %s: %w", user, a.err(err))
 	}
 	return nil
 }

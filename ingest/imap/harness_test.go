@@ -307,6 +307,12 @@ func (e *env) startPoller(t testing.TB, url string, proc ingest.Processor) (_ *c
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e.startMailbox(t, mb, proc)
+}
+
+// startMailbox is startPoller for a parsed mailbox, e.g. one given a token source.
+func (e *env) startMailbox(t testing.TB, mb cbimap.Mailbox, proc ingest.Processor) (_ *cbimap.Poller, stop func()) {
+	t.Helper()
 	if proc == nil {
 		proc = e.proc
 	}

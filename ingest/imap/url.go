@@ -1,11 +1,13 @@
 package imap
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -40,6 +42,7 @@ const (
 //	imap://USER@HOST[:143]/INBOX?password_file=/run/secrets/imap   (STARTTLS required)
 //	imaps://USER@HOST/INBOX?auth=xoauth2&password_file=/run/token  (access token)
 //	imap://USER:PASS@127.0.0.1:1143/INBOX?tls=none                 (loopback only)
+//	imaps://USER@HOST/INBOX?auth=xoauth2&oauth=microsoft&tenant=…&client_id=…&client_secret_file=…
 type Mailbox struct {
 	Security Security
 	Auth     Auth
@@ -48,10 +51,27 @@ type Mailbox struct {
 	Username string
 	// Name is the mailbox to watch, INBOX by default.
 	Name string
+	// OAuth holds the URL's OAuth account settings (oauth=, client_id= … see
+	// OAuthKeys) when it names one; whoever builds the poller turns them into Tokens.
+	OAuth url.Values
+	// Tokens supplies XOAUTH2 access tokens when OAuth is set.
+	Tokens TokenSource
 
 	password     string
 	passwordFile string
 }
+
+// TokenSource hands out OAuth 2.0 access tokens for XOAUTH2.
+type TokenSource interface {
+	// Token returns an access token that is not about to expire.
+	Token(ctx context.Context) (string, error)
+	// Refresh returns a new token in place of one the server refused.
+	Refresh(ctx context.Context, rejected string) (string, error)
+}
+
+// OAuthKeys are the query keys of an OAuth account, the same in the SMTP URL; their
+// values are checked by whoever builds the TokenSource.
+var OAuthKeys = []string{"oauth", "tenant", "client_id", "client_secret_file", "client_cert_file", "refresh_token_file", "token_url", "device_url", "scope"}
 
 // ParseURL parses a mailbox URL. The secret comes from the URL's password or from the
 // file named by password_file, read at every login so that a rotated password or a
@@ -96,6 +116,13 @@ func ParseURL(raw string) (Mailbox, error) {
 		switch k {
 		case "tls", "auth", "password_file":
 		default:
+			if slices.Contains(OAuthKeys, k) {
+				if m.OAuth == nil {
+					m.OAuth = url.Values{}
+				}
+				m.OAuth[k] = q[k]
+				continue
+			}
 			return Mailbox{}, fmt.Errorf("mailbox url: unknown parameter %q", k)
 		}
 	}
@@ -120,6 +147,17 @@ func ParseURL(raw string) (Mailbox, error) {
 		return Mailbox{}, fmt.Errorf("mailbox url: auth=%q: want password or xoauth2", q.Get("auth"))
 	}
 	m.passwordFile = q.Get("password_file")
+	if m.OAuth != nil {
+		switch {
+		case m.Auth != AuthXOAUTH2:
+			return Mailbox{}, errors.New("mailbox url: OAuth settings (oauth=, client_id= …) go with auth=xoauth2")
+		case !m.OAuth.Has("oauth"):
+			return Mailbox{}, errors.New("mailbox url: OAuth settings need oauth=microsoft, google or generic")
+		case m.password != "" || m.passwordFile != "":
+			return Mailbox{}, errors.New("mailbox url: oauth= gets its own tokens: drop the password and password_file")
+		}
+		return m, nil
+	}
 	switch {
 	case m.passwordFile != "" && m.password != "":
 		return Mailbox{}, errors.New("mailbox url: both a password and password_file")
@@ -163,6 +201,18 @@ func (m Mailbox) secret() (string, error) {
 		return "", fmt.Errorf("password file %s is empty", m.passwordFile)
 	}
 	return s, nil
+}
+
+// token returns the XOAUTH2 access token: from Tokens, or from the password or
+// password_file when something else keeps it fresh.
+func (m Mailbox) token(ctx context.Context) (string, error) {
+	if m.OAuth != nil {
+		if m.Tokens == nil {
+			return "", errors.New("mailbox has OAuth settings but no token source")
+		}
+		return m.Tokens.Token(ctx)
+	}
+	return m.secret()
 }
 
 // String names the mailbox without its secret, as logs and checkpoints know it.

@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +43,11 @@ type Options struct {
 	Users map[string]string
 	// Mechanisms limits the AUTH mechanisms offered (PLAIN, LOGIN); both by default.
 	Mechanisms []string
+	// XOAUTH2, when set, offers AUTH XOAUTH2 (alone, as Microsoft 365 and Gmail do
+	// for OAuth clients) and makes AUTH mandatory: it reports whether a user's bearer
+	// token is good. A refused token gets the JSON challenge and then 535, as those
+	// servers answer.
+	XOAUTH2 func(user, token string) bool
 	// Deliver, when set, is called for each mail before it is accepted; an error is
 	// the server's reply (an *smtp.SMTPError, or a 451).
 	Deliver func(Message) error
@@ -79,6 +85,8 @@ func Start(t testing.TB, opt Options) *Server {
 	s.srv.ReadTimeout = 30 * time.Second
 	s.srv.WriteTimeout = 30 * time.Second
 	s.srv.MaxMessageBytes = 50 << 20
+	// Without TLS the test runs on loopback in the clear, where AUTH is still wanted.
+	s.srv.AllowInsecureAuth = opt.TLS == nil
 	if opt.TLS != nil {
 		s.srv.TLSConfig = opt.TLS
 		if opt.ImplicitTLS {
@@ -121,6 +129,9 @@ type session struct {
 var _ smtp.AuthSession = (*session)(nil)
 
 func (ss *session) AuthMechanisms() []string {
+	if ss.s.opt.XOAUTH2 != nil {
+		return []string{"XOAUTH2"}
+	}
 	if ss.s.opt.Users == nil {
 		return nil
 	}
@@ -139,6 +150,10 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		return nil
 	}
 	switch mech {
+	case "XOAUTH2":
+		if ss.s.opt.XOAUTH2 != nil {
+			return &xoauth2Server{check: ss.s.opt.XOAUTH2, ok: func() { ss.authed = true }}, nil
+		}
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(_, user, pass string) error { return check(user, pass) }), nil
 	case sasl.Login:
@@ -148,7 +163,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 }
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
-	if ss.s.opt.Users != nil && !ss.authed {
+	if (ss.s.opt.Users != nil || ss.s.opt.XOAUTH2 != nil) && !ss.authed {
 		return smtp.ErrAuthRequired
 	}
 	ss.from = from
@@ -214,6 +229,35 @@ func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
 		return []byte("Password:"), false, nil
 	}
 	return nil, true, l.check(l.user, string(response))
+}
+
+// xoauth2Server is the server side of XOAUTH2: "user=U\x01auth=Bearer T\x01\x01".
+type xoauth2Server struct {
+	check  func(user, token string) bool
+	ok     func()
+	failed bool
+}
+
+func (x *xoauth2Server) Next(response []byte) ([]byte, bool, error) {
+	if x.failed {
+		// The client's empty answer to the error challenge.
+		return nil, true, smtp.ErrAuthFailed
+	}
+	var user, token string
+	for _, f := range strings.Split(string(response), "\x01") {
+		if v, ok := strings.CutPrefix(f, "user="); ok {
+			user = v
+		}
+		if v, ok := strings.CutPrefix(f, "auth=Bearer "); ok {
+			token = v
+		}
+	}
+	if user != "" && token != "" && x.check(user, token) {
+		x.ok()
+		return nil, true, nil
+	}
+	x.failed = true
+	return []byte(`{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}`), false, nil
 }
 
 // Certificate makes a throw-away certificate for 127.0.0.1 and localhost and returns

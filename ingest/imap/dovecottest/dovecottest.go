@@ -52,6 +52,10 @@ type Options struct {
 	// Config is appended to the generated configuration, e.g.
 	// "imap_capability = IMAP4rev1 UIDPLUS" for a server without IDLE and MOVE.
 	Config string
+	// IntrospectionURL, when set, turns on XOAUTH2 and OAUTHBEARER logins through
+	// Dovecot's oauth2 passdb, which asks this RFC 7662 endpoint (a POST of token=…)
+	// whether a token is active and whose it is. Password logins keep working.
+	IntrospectionURL string
 }
 
 // Start starts a Dovecot for t and stops it when t ends.
@@ -103,7 +107,11 @@ func StartWith(t testing.TB, opts Options) *Server {
 	}
 	s.port = freePort(t)
 	s.conf = filepath.Join(s.dir, "dovecot.conf")
-	if err := os.WriteFile(s.conf, []byte(s.config()+opts.Config+"\n"), 0o644); err != nil {
+	conf := s.config()
+	if opts.IntrospectionURL != "" {
+		conf = s.oauth2(conf, opts.IntrospectionURL)
+	}
+	if err := os.WriteFile(s.conf, []byte(conf+opts.Config+"\n"), 0o644); err != nil {
 		t.Fatalf("dovecottest: %v", err)
 	}
 	s.writeUsers()

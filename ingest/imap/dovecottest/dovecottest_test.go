@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,4 +108,50 @@ func TestProxyCut(t *testing.T) {
 	if err := s.WaitMessages(ctx, "bob", "INBOX", 1); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// bearer is a minimal SASL XOAUTH2 client for the test.
+type bearer struct{ user, token string }
+
+func (b bearer) Start() (string, []byte, error) {
+	return "XOAUTH2", []byte("user=" + b.user + "\x01auth=Bearer " + b.token + "\x01\x01"), nil
+}
+func (b bearer) Next([]byte) ([]byte, error) { return []byte{}, nil }
+
+func TestOAuth2(t *testing.T) {
+	var asked atomic.Int32
+	is := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		r.ParseForm()
+		if r.PostForm.Get("token") == "good" {
+			fmt.Fprint(w, `{"active": true, "username": "carol"}`)
+			return
+		}
+		fmt.Fprint(w, `{"active": false}`)
+	}))
+	t.Cleanup(is.Close)
+	s := StartWith(t, Options{IntrospectionURL: is.URL + "/introspect"})
+	s.AddUser("carol", "pw")
+	for _, tt := range []struct {
+		token string
+		ok    bool
+	}{{"good", true}, {"bad", false}} {
+		c, err := imapclient.DialInsecure(s.Addr(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.Caps().Has(imap.Cap("AUTH=XOAUTH2")) {
+			t.Fatalf("caps %v lack AUTH=XOAUTH2", c.Caps())
+		}
+		err = c.Authenticate(bearer{"carol", tt.token})
+		if (err == nil) != tt.ok {
+			t.Errorf("token %s: login error %v", tt.token, err)
+		}
+		c.Close()
+	}
+	if asked.Load() < 2 {
+		t.Errorf("introspection asked %d times", asked.Load())
+	}
+	// Password logins still work beside OAuth.
+	s.Dial("carol").Logout().Wait()
 }
