@@ -159,15 +159,16 @@ const (
 	MailTemporaryPassword OutboxKind = "temporary_password"
 )
 
-// OutboxMail is a mail queued for the outbox worker. Data is the template's input.
+// OutboxMail is a mail queued for the outbox worker. Data is the template's input,
+// of the type of Kind.
 type OutboxMail struct {
-	Kind      OutboxKind     `json:"kind"`
-	CaseID    *int64         `json:"case_id,omitempty"`
-	UpdateID  *int64         `json:"update_id,omitempty"`
-	UserID    *int64         `json:"user_id,omitempty"`
-	Recipient string         `json:"recipient"`
-	MessageID string         `json:"message_id"`
-	Data      map[string]any `json:"data,omitempty"`
+	Kind      OutboxKind `json:"kind"`
+	CaseID    *int64     `json:"case_id,omitempty"`
+	UpdateID  *int64     `json:"update_id,omitempty"`
+	UserID    *int64     `json:"user_id,omitempty"`
+	Recipient string     `json:"recipient"`
+	MessageID string     `json:"message_id"`
+	Data      MailData   `json:"data,omitempty"`
 }
 
 // OutboxStatus is where a queued mail stands.
@@ -405,9 +406,9 @@ func emailDomainIs(addr, domain string) bool {
 }
 
 func (s *Service) ownerNotification(c Case, nu NewUpdate) *OutboxMail {
-	files := make([]map[string]any, 0, len(nu.Attachments))
+	files := make([]NotifiedFile, 0, len(nu.Attachments))
 	for _, a := range nu.Attachments {
-		files = append(files, map[string]any{"filename": a.Filename, "size": a.Size, "content_type": a.ContentType})
+		files = append(files, NotifiedFile{Name: a.Filename, Size: a.Size, ContentType: a.ContentType})
 	}
 	return &OutboxMail{
 		Kind:      MailOwnerNotification,
@@ -415,12 +416,12 @@ func (s *Service) ownerNotification(c Case, nu NewUpdate) *OutboxMail {
 		UserID:    &c.OwnerID,
 		Recipient: c.Owner,
 		MessageID: NewMessageID(s.opt.MessageIDDomain),
-		Data: map[string]any{
-			"case":    s.opt.Refs.Format(c.Number),
-			"subject": c.Subject,
-			"source":  string(nu.Source),
-			"author":  nu.Author,
-			"files":   files,
+		Data: OwnerNotification{
+			Case:    s.opt.Refs.Format(c.Number),
+			Subject: c.Subject,
+			Source:  nu.Source,
+			Author:  nu.Author,
+			Files:   files,
 		},
 	}
 }

@@ -75,7 +75,8 @@ func newFixture(t testing.TB, lim mail.Limits) *fixture {
 	f.caseMsgID = casebook.NewMessageID("support.example")
 	f.c, err = f.st.OpenCase(ctx, postgres.NewCase{OrgID: org.ID, RequesterID: f.contact.ID, OwnerID: owner.ID, Subject: "Lab results"},
 		func(c casebook.Case) casebook.OutboxMail {
-			return casebook.OutboxMail{Kind: casebook.MailCaseEmail, CaseID: &c.ID, Recipient: "alice@acme.example", MessageID: f.caseMsgID}
+			return casebook.OutboxMail{Kind: casebook.MailCaseEmail, CaseID: &c.ID, Recipient: "alice@acme.example", MessageID: f.caseMsgID,
+				Data: casebook.CaseEmail{Case: casebook.DefaultRefFormat.Format(c.Number), Subject: c.Subject, Event: casebook.CaseOpened}}
 		})
 	if err != nil {
 		t.Fatal(err)

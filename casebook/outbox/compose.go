@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
@@ -10,6 +9,7 @@ import (
 	"io/fs"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -82,45 +82,21 @@ func newComposer(fsys fs.FS, from *mail.Address, replyAddress string, signer *ca
 // defaultTemplates is the embedded set.
 func defaultTemplates() fs.FS { return templates.Mail }
 
-// fileView is one file of an owner notification: its name and size, never its content.
-type fileView struct {
-	Name        string `json:"filename"`
-	Size        int64  `json:"size"`
-	ContentType string `json:"content_type"`
-}
-
-// ownerNotification is the data of an owner_notification row (written by AddUpdate).
-type ownerNotification struct {
-	Case    string     `json:"case"`
-	Subject string     `json:"subject"`
-	Source  string     `json:"source"`
-	Author  string     `json:"author"`
-	Files   []fileView `json:"files"`
-	Link    string     `json:"-"`
-}
-
-// caseEmail is the data of a case_email row: Event is "opened" or "reply".
-type caseEmail struct {
-	Case    string `json:"case"`
-	Subject string `json:"subject"`
-	Event   string `json:"event"`
-	Author  string `json:"author"`
-	Body    string `json:"body"`
-	// InReplyTo is the Message-ID of the case's first mail to this recipient, so
-	// that the recipient's client threads the conversation (RFC 5322 3.6.4).
-	InReplyTo string `json:"in_reply_to"`
-	Link      string `json:"-"`
-}
-
-// temporaryPassword is the data of a temporary_password row (written by the web page
-// and the user commands). Reason is "reset" or "new_account".
-type temporaryPassword struct {
-	Name      string    `json:"name"`
-	Password  string    `json:"password"`
-	ExpiresAt time.Time `json:"expires_at"`
-	Reason    string    `json:"reason"`
-	Link      string    `json:"-"`
-}
+// The templates' data: a mail kind's fields and the link into the web page.
+type (
+	ownerNotification struct {
+		casebook.OwnerNotification
+		Link string
+	}
+	caseEmail struct {
+		casebook.CaseEmail
+		Link string
+	}
+	temporaryPassword struct {
+		casebook.TemporaryPasswordMail
+		Link string
+	}
+)
 
 // composed is a mail ready for SMTP.
 type composed struct {
@@ -140,26 +116,24 @@ func (c *composer) compose(e casebook.OutboxEntry, date time.Time) (composed, er
 	}
 	var h gomail.Header
 	var data any
-	switch e.Kind {
-	case casebook.MailOwnerNotification:
-		var d ownerNotification
-		if err := decode(e.Data, &d); err != nil {
-			return composed{}, err
-		}
+	if e.Data == nil || e.Data.MailKind() != e.Kind {
+		return composed{}, fmt.Errorf("%w: %s mail without its data", errCompose, e.Kind)
+	}
+	switch m := e.Data.(type) {
+	case casebook.OwnerNotification:
+		d := ownerNotification{OwnerNotification: m}
 		if d.Case == "" || len(d.Files) == 0 {
 			return composed{}, fmt.Errorf("%w: owner notification without case or files", errCompose)
 		}
 		d.Subject, d.Author = headerText(d.Subject), headerText(d.Author)
+		d.Files = slices.Clone(d.Files)
 		for i := range d.Files {
 			d.Files[i].Name = headerText(d.Files[i].Name)
 		}
 		d.Link = c.baseURL + "/cases/" + url.PathEscape(d.Case)
 		data = d
-	case casebook.MailCaseEmail:
-		var d caseEmail
-		if err := decode(e.Data, &d); err != nil {
-			return composed{}, err
-		}
+	case casebook.CaseEmail:
+		d := caseEmail{CaseEmail: m}
 		if d.Case == "" || e.CaseNumber == 0 || e.UserID == nil {
 			return composed{}, fmt.Errorf("%w: case email without case or requester", errCompose)
 		}
@@ -179,11 +153,8 @@ func (c *composer) compose(e casebook.OutboxEntry, date time.Time) (composed, er
 			h.SetMsgIDList("References", []string{id})
 		}
 		data = d
-	case casebook.MailTemporaryPassword:
-		var d temporaryPassword
-		if err := decode(e.Data, &d); err != nil {
-			return composed{}, err
-		}
+	case casebook.TemporaryPasswordMail:
+		d := temporaryPassword{TemporaryPasswordMail: m}
 		if d.Password == "" || d.ExpiresAt.IsZero() {
 			return composed{}, fmt.Errorf("%w: temporary password mail without password or expiry", errCompose)
 		}
@@ -244,18 +215,6 @@ func (c *composer) compose(e casebook.OutboxEntry, date time.Time) (composed, er
 	return composed{from: c.from.Address, to: to.Address, msg: buf.Bytes()}, nil
 }
 
-// decode reads a row's data into the kind's typed struct.
-func decode(data map[string]any, v any) error {
-	b, err := json.Marshal(data)
-	if err == nil {
-		err = json.Unmarshal(b, v)
-	}
-	if err != nil {
-		return fmt.Errorf("%w: data: %w", errCompose, err)
-	}
-	return nil
-}
-
 // msgID strips the angle brackets go-message adds itself.
 func msgID(id string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(id), "<"), ">")
@@ -293,8 +252,8 @@ func headerText(s string) string {
 	return b.String()
 }
 
-func channelName(source string) string {
-	switch casebook.Source(source) {
+func channelName(source casebook.Source) string {
+	switch source {
 	case casebook.SourceEmail:
 		return "email"
 	case casebook.SourceSlack:
@@ -306,5 +265,5 @@ func channelName(source string) string {
 	case casebook.SourceSystem:
 		return "casebook"
 	}
-	return source
+	return string(source)
 }

@@ -33,24 +33,24 @@ func TestRenderEveryTemplate(t *testing.T) {
 	samples := map[casebook.OutboxKind][]casebook.OutboxEntry{
 		casebook.MailOwnerNotification: {{CaseNumber: 123, OutboxMail: casebook.OutboxMail{
 			CaseID: &caseID, UserID: &userID, Recipient: "sam@support.example",
-			Data: map[string]any{"case": "CASE-000123", "subject": "Lab results <for> \"review\"", "source": "slack", "author": "Alice <alice@acme.example>",
-				"files": []any{
-					map[string]any{"filename": "scan.pdf", "size": 1234567.0, "content_type": "application/pdf"},
-					map[string]any{"filename": "<script>.txt", "size": 12.0, "content_type": "text/plain"},
+			Data: casebook.OwnerNotification{Case: "CASE-000123", Subject: "Lab results <for> \"review\"", Source: casebook.SourceSlack, Author: "Alice <alice@acme.example>",
+				Files: []casebook.NotifiedFile{
+					{Name: "scan.pdf", Size: 1234567, ContentType: "application/pdf"},
+					{Name: "<script>.txt", Size: 12, ContentType: "text/plain"},
 				}},
 		}}},
 		casebook.MailCaseEmail: {
 			{CaseNumber: 123, OutboxMail: casebook.OutboxMail{CaseID: &caseID, UserID: &userID, Recipient: "alice@acme.example",
-				Data: map[string]any{"case": "CASE-000123", "subject": "Lab results", "event": "opened", "author": "", "body": ""}}},
+				Data: casebook.CaseEmail{Case: "CASE-000123", Subject: "Lab results", Event: casebook.CaseOpened}}},
 			{CaseNumber: 123, OutboxMail: casebook.OutboxMail{CaseID: &caseID, UserID: &userID, Recipient: "alice@acme.example",
-				Data: map[string]any{"case": "CASE-000123", "subject": "Lab results", "event": "reply", "author": "Sam",
-					"body": "Thanks, we got them.\nCould you also send the <b>referral</b>?", "in_reply_to": "<first@casebook.test>"}}},
+				Data: casebook.CaseEmail{Case: "CASE-000123", Subject: "Lab results", Event: casebook.CaseReply, Author: "Sam",
+					Body: "Thanks, we got them.\nCould you also send the <b>referral</b>?", InReplyTo: "<first@casebook.test>"}}},
 		},
 		casebook.MailTemporaryPassword: {
 			{OutboxMail: casebook.OutboxMail{UserID: &userID, Recipient: "alice@acme.example",
-				Data: map[string]any{"password": "correct-horse-battery", "expires_at": "2026-11-26T13:00:00Z", "name": "Alice", "reason": "reset"}}},
+				Data: casebook.TemporaryPasswordMail{Password: "correct-horse-battery", ExpiresAt: time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC), Name: "Alice", Reason: casebook.ReasonReset}}},
 			{OutboxMail: casebook.OutboxMail{UserID: &userID, Recipient: "alice@acme.example",
-				Data: map[string]any{"password": "correct-horse-battery", "expires_at": "2026-11-26T13:00:00+01:00", "name": "", "reason": "new_account"}}},
+				Data: casebook.TemporaryPasswordMail{Password: "correct-horse-battery", ExpiresAt: time.Date(2026, 11, 26, 13, 0, 0, 0, time.FixedZone("", 3600)), Reason: casebook.ReasonNewAccount}}},
 		},
 	}
 	// Every template file belongs to a kind, and every kind has its samples.
@@ -121,17 +121,18 @@ func TestComposeRefusesIncompleteRows(t *testing.T) {
 	}{
 		{"unknown kind", casebook.OutboxEntry{OutboxMail: casebook.OutboxMail{Kind: "newsletter", Recipient: "a@example.com"}}},
 		{"notification without files", casebook.OutboxEntry{OutboxMail: casebook.OutboxMail{Kind: casebook.MailOwnerNotification, Recipient: "a@example.com",
-			Data: map[string]any{"case": "CASE-000001"}}}},
+			Data: casebook.OwnerNotification{Case: "CASE-000001"}}}},
+		{"notification without its data", casebook.OutboxEntry{OutboxMail: casebook.OutboxMail{Kind: casebook.MailOwnerNotification, Recipient: "a@example.com"}}},
+		{"data of another kind", casebook.OutboxEntry{OutboxMail: casebook.OutboxMail{Kind: casebook.MailOwnerNotification, Recipient: "a@example.com",
+			Data: casebook.TemporaryPasswordMail{Password: "x", ExpiresAt: time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)}}}},
 		{"case email without reply address", casebook.OutboxEntry{CaseNumber: 1, OutboxMail: casebook.OutboxMail{Kind: casebook.MailCaseEmail, CaseID: &caseID, UserID: &userID,
-			Recipient: "a@example.com", Data: map[string]any{"case": "CASE-000001"}}}},
+			Recipient: "a@example.com", Data: casebook.CaseEmail{Case: "CASE-000001"}}}},
 		{"password without expiry", casebook.OutboxEntry{OutboxMail: casebook.OutboxMail{Kind: casebook.MailTemporaryPassword, Recipient: "a@example.com",
-			Data: map[string]any{"password": "x"}}}},
-		{"malformed expiry", casebook.OutboxEntry{OutboxMail: casebook.OutboxMail{Kind: casebook.MailTemporaryPassword, Recipient: "a@example.com",
-			Data: map[string]any{"password": "x", "expires_at": "tomorrow"}}}},
+			Data: casebook.TemporaryPasswordMail{Password: "x"}}}},
 		{"password expired before sending", casebook.OutboxEntry{OutboxMail: casebook.OutboxMail{Kind: casebook.MailTemporaryPassword, Recipient: "a@example.com",
-			Data: map[string]any{"password": "x", "expires_at": "2020-01-01T00:00:00Z"}}}},
+			Data: casebook.TemporaryPasswordMail{Password: "x", ExpiresAt: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)}}}},
 		{"recipient with a name", casebook.OutboxEntry{OutboxMail: casebook.OutboxMail{Kind: casebook.MailTemporaryPassword, Recipient: "Eve <a@example.com>",
-			Data: map[string]any{"password": "x", "expires_at": "2026-11-26T13:00:00Z"}}}},
+			Data: casebook.TemporaryPasswordMail{Password: "x", ExpiresAt: time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

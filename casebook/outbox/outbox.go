@@ -267,6 +267,11 @@ func (w *Worker) fail(ctx context.Context, e casebook.OutboxEntry, reason string
 
 // caseRef names the case in logs as the row's data does, without the PHI of the rest.
 func caseRef(e casebook.OutboxEntry) string {
-	s, _ := e.Data["case"].(string)
-	return s
+	switch d := e.Data.(type) {
+	case casebook.OwnerNotification:
+		return d.Case
+	case casebook.CaseEmail:
+		return d.Case
+	}
+	return ""
 }

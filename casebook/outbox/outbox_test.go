@@ -144,7 +144,7 @@ func drain(t *testing.T, w *Worker) {
 	}
 }
 
-func (f *fixture) caseEmail(t *testing.T, event, body string) casebook.OutboxMail {
+func (f *fixture) caseEmail(t *testing.T, event casebook.CaseEvent, body string) casebook.OutboxMail {
 	t.Helper()
 	m := CaseMail{Case: f.c, Ref: casebook.DefaultRefFormat.Format(f.c.Number), Event: event, Author: "Sam", Body: body,
 		MessageID: casebook.NewMessageID("casebook.test")}.OutboxMail()
@@ -159,8 +159,8 @@ func (f *fixture) tempPassword(t *testing.T, name string) casebook.OutboxMail {
 	m := casebook.OutboxMail{
 		Kind: casebook.MailTemporaryPassword, UserID: &f.requester.ID, Recipient: f.requester.Email,
 		MessageID: casebook.NewMessageID("casebook.test"),
-		Data: map[string]any{"password": "correct-horse-battery", "expires_at": testExpiry.Format(time.RFC3339),
-			"name": name, "reason": "reset"},
+		Data: casebook.TemporaryPasswordMail{Password: "correct-horse-battery", ExpiresAt: testExpiry,
+			Name: name, Reason: casebook.ReasonReset},
 	}
 	if err := f.st.Enqueue(t.Context(), m); err != nil {
 		t.Fatal(err)
@@ -262,7 +262,7 @@ func TestSendsEachKind(t *testing.T) {
 	if err := f.st.DB().GetContext(ctx, &notifyID, `SELECT message_id FROM outbox WHERE update_id = $1`, out.UpdateID); err != nil {
 		t.Fatal(err)
 	}
-	caseMail := f.caseEmail(t, EventOpened, "")
+	caseMail := f.caseEmail(t, casebook.CaseOpened, "")
 	pw := f.tempPassword(t, "Alice Example")
 	drain(t, w)
 
@@ -381,7 +381,7 @@ func TestSendsEachKind(t *testing.T) {
 func TestTemporaryFailuresAreRetried(t *testing.T) {
 	f := newFixture(t)
 	w := f.worker(t, nil, nil)
-	m := f.caseEmail(t, EventOpened, "")
+	m := f.caseEmail(t, casebook.CaseOpened, "")
 
 	// 4xx: deferred with the reply kept, nothing delivered.
 	f.srv.SetReply(func(smtptest.Message) error {
@@ -479,7 +479,7 @@ func (s *crashingStore) MarkOutboxSent(ctx context.Context, id int64, now time.T
 func TestCrashBetweenSendAndMark(t *testing.T) {
 	f := newFixture(t)
 	w := f.worker(t, &crashingStore{Store: f.st}, nil)
-	m := f.caseEmail(t, EventOpened, "")
+	m := f.caseEmail(t, casebook.CaseOpened, "")
 
 	drain(t, w)
 	if e := f.entry(t, m.MessageID); e.Status != casebook.OutboxPending {
@@ -558,7 +558,7 @@ func TestRateLimit(t *testing.T) {
 	w := f.worker(t, nil, func(o *Options) { o.PerHour = 3; o.Batch = 2 })
 	var toRequester []casebook.OutboxMail
 	for i := range 5 {
-		toRequester = append(toRequester, f.caseEmail(t, EventReply, fmt.Sprintf("reply %d", i)))
+		toRequester = append(toRequester, f.caseEmail(t, casebook.CaseReply, fmt.Sprintf("reply %d", i)))
 	}
 	out := f.addFiles(t, "mail-1") // to the owner: another recipient, its own budget
 	drain(t, w)
@@ -585,7 +585,7 @@ func TestRateLimit(t *testing.T) {
 
 	// An hour later the budget is back.
 	f.clock.Add(61 * time.Minute)
-	later := f.caseEmail(t, EventReply, "later")
+	later := f.caseEmail(t, casebook.CaseReply, "later")
 	drain(t, w)
 	if s := status(later); s != casebook.OutboxSent {
 		t.Errorf("an hour later: %s, want sent", s)
@@ -604,7 +604,7 @@ func TestHeaderInjection(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.c = c
-	m1 := f.caseEmail(t, EventReply, "body\r\nBcc: mallory@evil.example")
+	m1 := f.caseEmail(t, casebook.CaseReply, "body\r\nBcc: mallory@evil.example")
 	m2 := f.tempPassword(t, "Alice\r\nX-Injected: yes\nBcc: mallory@evil.example")
 	// An author name and a file name as a hostile chat user could set them.
 	out, err := f.svc.AddUpdate(ctx, casebook.Update{
@@ -616,7 +616,7 @@ func TestHeaderInjection(t *testing.T) {
 		t.Fatal(err)
 	}
 	badRcpt := casebook.OutboxMail{Kind: casebook.MailTemporaryPassword, Recipient: "alice@acme.example\r\nRCPT TO:<mallory@evil.example>",
-		MessageID: casebook.NewMessageID("casebook.test"), Data: map[string]any{"password": "p", "expires_at": testExpiry.Format(time.RFC3339)}}
+		MessageID: casebook.NewMessageID("casebook.test"), Data: casebook.TemporaryPasswordMail{Password: "p", ExpiresAt: testExpiry}}
 	if err := f.st.Enqueue(ctx, badRcpt); err != nil {
 		t.Fatal(err)
 	}
@@ -731,7 +731,7 @@ func TestSessionRefusalsAreRetried(t *testing.T) {
 			}
 			d.TLSConfig, d.LocalName = clientTLS, "casebook.test"
 			w.dialer = d
-			m := f.caseEmail(t, EventOpened, "")
+			m := f.caseEmail(t, casebook.CaseOpened, "")
 			drain(t, w)
 			e := f.entry(t, m.MessageID)
 			if e.Status != casebook.OutboxPending || !strings.HasPrefix(e.LastError, tt.reason) {

@@ -271,7 +271,7 @@ func TestOutboxPasswordSealed(t *testing.T) {
 	ctx := context.Background()
 	f.st.SealSecretsWith(blob.NewKey())
 	m := casebook.OutboxMail{Kind: casebook.MailTemporaryPassword, UserID: &f.customer.ID, Recipient: "alice@acme.test",
-		MessageID: casebook.NewMessageID("test"), Data: map[string]any{"password": "correct horse battery", "expires_at": "2099-01-01T00:00:00Z"}}
+		MessageID: casebook.NewMessageID("test"), Data: casebook.TemporaryPasswordMail{Password: "correct horse battery", ExpiresAt: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	if err := f.st.Enqueue(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +281,7 @@ func TestOutboxPasswordSealed(t *testing.T) {
 		t.Fatalf("password in plaintext: %s", data)
 	}
 	es, err := f.st.ClaimOutbox(ctx, time.Now(), time.Minute, 10, 0)
-	if err != nil || len(es) != 1 || es[0].Data["password"] != "correct horse battery" {
+	if err != nil || len(es) != 1 || es[0].Data.(casebook.TemporaryPasswordMail).Password != "correct horse battery" {
 		t.Fatalf("claimed %+v, %v", es, err)
 	}
 	if err := f.st.MarkOutboxSent(ctx, es[0].ID, time.Now()); err != nil {

@@ -1,10 +1,10 @@
 package postgres
 
 import (
+	"casebook/casebook"
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -16,10 +16,13 @@ type SecretBox interface {
 	OpenSecret(sealed, aad string) (string, error)
 }
 
-// sealedPasswordKey holds, in an outbox row's data, the temporary password sealed
-// under each key that may have to send it: one, or two during a key rotation. The
-// plaintext "password" key is then absent; scrubData removes both.
-const sealedPasswordKey = "password_sealed"
+// The JSON keys of casebook.TemporaryPasswordMail that hold the password, in the
+// clear or sealed under each key that may have to send it (one, or two during a key
+// rotation); scrubData removes both.
+const (
+	plainPasswordKey  = "password"
+	sealedPasswordKey = "password_sealed"
+)
 
 // SealSecretsWith makes the store seal the temporary password of every mail it
 // queues from now on, and open it when the outbox worker claims the mail. Without a
@@ -29,38 +32,26 @@ func (s *Store) SealSecretsWith(box SecretBox) { s.box = box }
 // passwordAAD binds a sealed password to its mail.
 func passwordAAD(messageID string) string { return "outbox password " + messageID }
 
-// sealPassword returns data with its "password" sealed, when there is a box.
-func (s *Store) sealPassword(messageID string, data map[string]any) map[string]any {
-	pw, ok := data["password"].(string)
-	if s.box == nil || !ok {
-		return data
+// sealPassword returns d with its password sealed, when there is a box.
+func (s *Store) sealPassword(messageID string, d casebook.TemporaryPasswordMail) casebook.TemporaryPasswordMail {
+	if s.box == nil || d.Password == "" {
+		return d
 	}
-	out := maps.Clone(data)
-	delete(out, "password")
-	out[sealedPasswordKey] = []string{s.box.SealSecret(pw, passwordAAD(messageID))}
-	return out
+	d.Sealed = []string{s.box.SealSecret(d.Password, passwordAAD(messageID))}
+	d.Password = ""
+	return d
 }
 
-// openPassword puts the plaintext password back into data for the mail composer, when
-// one of the sealed copies opens with the store's box. One that does not open stays
-// missing, and the mail fails as having no password (and is scrubbed).
-func (s *Store) openPassword(messageID string, data map[string]any) {
-	sealed, ok := data[sealedPasswordKey].([]any)
-	if !ok {
-		return
+// openPassword returns d with the plaintext password back for the mail composer,
+// when one of the sealed copies opens with the store's box. One that does not open
+// stays missing, and the mail fails as having no password (and is scrubbed).
+func (s *Store) openPassword(messageID string, d casebook.TemporaryPasswordMail) casebook.TemporaryPasswordMail {
+	sealed := d.Sealed
+	d.Sealed = nil
+	if s.box != nil && len(sealed) > 0 {
+		d.Password = openAny(sealed, []SecretBox{s.box}, passwordAAD(messageID))
 	}
-	delete(data, sealedPasswordKey)
-	if s.box == nil {
-		return
-	}
-	for _, v := range sealed {
-		if str, ok := v.(string); ok {
-			if pw, err := s.box.OpenSecret(str, passwordAAD(messageID)); err == nil {
-				data["password"] = pw
-				return
-			}
-		}
-	}
+	return d
 }
 
 // ResealOutboxSecrets seals the password of every pending mail under each of to,
@@ -76,29 +67,26 @@ func (s *Store) ResealOutboxSecrets(ctx context.Context, from []SecretBox, to []
 			Data      []byte `db:"data"`
 		}
 		if err := tx.SelectContext(ctx, &rows, `SELECT id, message_id, data FROM outbox
-			WHERE status = 'pending' AND (data ? 'password' OR data ? '`+sealedPasswordKey+`') FOR UPDATE`); err != nil {
+			WHERE status = 'pending' AND (data ? '`+plainPasswordKey+`' OR data ? '`+sealedPasswordKey+`') FOR UPDATE`); err != nil {
 			return err
 		}
 		for _, r := range rows {
-			var d map[string]any
+			var d casebook.TemporaryPasswordMail
 			if err := json.Unmarshal(r.Data, &d); err != nil {
 				return fmt.Errorf("outbox row %d: %w", r.ID, err)
 			}
 			aad := passwordAAD(r.MessageID)
-			pw, plain := d["password"].(string)
-			if !plain {
-				sealed, _ := d[sealedPasswordKey].([]any)
-				pw = openAny(sealed, append(append([]SecretBox{}, to...), from...), aad)
+			pw := d.Password
+			if pw == "" {
+				pw = openAny(d.Sealed, append(append([]SecretBox{}, to...), from...), aad)
 				if pw == "" {
 					continue // under no key we hold: left for the worker to fail
 				}
 			}
-			next := make([]string, len(to))
+			d.Password, d.Sealed = "", make([]string, len(to))
 			for i, b := range to {
-				next[i] = b.SealSecret(pw, aad)
+				d.Sealed[i] = b.SealSecret(pw, aad)
 			}
-			delete(d, "password")
-			d[sealedPasswordKey] = next
 			b, err := json.Marshal(d)
 			if err != nil {
 				return err
@@ -116,9 +104,8 @@ func (s *Store) ResealOutboxSecrets(ctx context.Context, from []SecretBox, to []
 	return n, nil
 }
 
-func openAny(sealed []any, boxes []SecretBox, aad string) string {
-	for _, v := range sealed {
-		str, _ := v.(string)
+func openAny(sealed []string, boxes []SecretBox, aad string) string {
+	for _, str := range sealed {
 		for _, b := range boxes {
 			if pw, err := b.OpenSecret(str, aad); err == nil {
 				return pw

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -54,9 +53,11 @@ func (r outboxRow) entry() (casebook.OutboxEntry, error) {
 		CreatedAt:     r.CreatedAt,
 		SentAt:        r.SentAt,
 	}
-	if err := json.Unmarshal(r.Data, &e.Data); err != nil {
-		return e, fmt.Errorf("outbox row %d: data: %w", r.ID, err)
+	d, err := casebook.DecodeMailData(e.Kind, r.Data)
+	if err != nil {
+		return e, fmt.Errorf("outbox row %d: %w", r.ID, err)
 	}
+	e.Data = d
 	return e, nil
 }
 
@@ -67,7 +68,7 @@ const outboxColumns = `o.id, o.kind, o.case_id, o.update_id, o.user_id, o.recipi
 
 // scrubData removes what must not outlive the mail: the temporary password leaves the
 // database when its mail is sent, fails or is suppressed.
-const scrubData = `data - 'password' - '` + sealedPasswordKey + `'`
+const scrubData = `data - '` + plainPasswordKey + `' - '` + sealedPasswordKey + `'`
 
 // ClaimOutbox claims up to limit mails due at now for one sending attempt. Each claimed
 // row's attempts is counted and its next attempt moved to now+lease, so a worker that
@@ -128,11 +129,13 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 		if err != nil {
 			return nil, fmt.Errorf("claim outbox: %w", err)
 		}
-		if e.Status == casebook.OutboxSuppressed {
-			delete(e.Data, "password")
-			delete(e.Data, sealedPasswordKey)
-		} else {
-			s.openPassword(e.MessageID, e.Data)
+		if d, ok := e.Data.(casebook.TemporaryPasswordMail); ok {
+			if e.Status == casebook.OutboxSuppressed {
+				d.Password, d.Sealed = "", nil
+			} else {
+				d = s.openPassword(e.MessageID, d)
+			}
+			e.Data = d
 		}
 		out = append(out, e)
 	}

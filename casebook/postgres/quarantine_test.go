@@ -83,10 +83,10 @@ func TestCaseNumbersByMessageIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []casebook.OutboxMail{
-		{Kind: casebook.MailCaseEmail, CaseID: &f.c.ID, Recipient: "a@acme.test", MessageID: "<one@s>"},
-		{Kind: casebook.MailCaseEmail, CaseID: &f.c.ID, Recipient: "a@acme.test", MessageID: "<two@s>"},
-		{Kind: casebook.MailCaseEmail, CaseID: &second.ID, Recipient: "a@acme.test", MessageID: "<three@s>"},
-		{Kind: casebook.MailTemporaryPassword, Recipient: "a@acme.test", MessageID: "<pw@s>"},
+		{Kind: casebook.MailCaseEmail, CaseID: &f.c.ID, Recipient: "a@acme.test", MessageID: "<one@s>", Data: casebook.CaseEmail{Case: "CASE-000001"}},
+		{Kind: casebook.MailCaseEmail, CaseID: &f.c.ID, Recipient: "a@acme.test", MessageID: "<two@s>", Data: casebook.CaseEmail{Case: "CASE-000001"}},
+		{Kind: casebook.MailCaseEmail, CaseID: &second.ID, Recipient: "a@acme.test", MessageID: "<three@s>", Data: casebook.CaseEmail{Case: "CASE-000002"}},
+		{Kind: casebook.MailTemporaryPassword, Recipient: "a@acme.test", MessageID: "<pw@s>", Data: casebook.TemporaryPasswordMail{Password: "p"}},
 	} {
 		if err := f.st.Enqueue(ctx, m); err != nil {
 			t.Fatal(err)

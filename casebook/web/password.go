@@ -13,12 +13,6 @@ import (
 	"casebook/casebook/password"
 )
 
-// Reasons a temporary password is issued; the mail template words itself by them.
-const (
-	ReasonReset      = "reset"
-	ReasonNewAccount = "new_account"
-)
-
 // ResetStore stores temporary passwords (reset codes) with the mail that carries them.
 type ResetStore interface {
 	IssueResetCode(ctx context.Context, userID int64, codeHash, reason string, expires time.Time, perHour int, mail casebook.OutboxMail) (bool, error)
@@ -40,7 +34,7 @@ type TemporaryPassword struct {
 // working until it is used, so asking for one cannot lock anybody out. issued is false
 // when the hourly cap was reached.
 func IssueTemporaryPassword(ctx context.Context, st ResetStore, u casebook.User, tp TemporaryPassword) (code string, issued bool, err error) {
-	if tp.Reason != ReasonReset && tp.Reason != ReasonNewAccount {
+	if tp.Reason != casebook.ReasonReset && tp.Reason != casebook.ReasonNewAccount {
 		return "", false, fmt.Errorf("temporary password: %w: reason %q", casebook.ErrInvalidInput, tp.Reason)
 	}
 	if tp.MessageIDDomain == "" {
@@ -53,11 +47,11 @@ func IssueTemporaryPassword(ctx context.Context, st ResetStore, u casebook.User,
 		UserID:    &u.ID,
 		Recipient: u.Email,
 		MessageID: casebook.NewMessageID(tp.MessageIDDomain),
-		Data: map[string]any{
-			"password":   code,
-			"expires_at": expires.Format(time.RFC3339),
-			"name":       u.Name,
-			"reason":     tp.Reason,
+		Data: casebook.TemporaryPasswordMail{
+			Password:  code,
+			ExpiresAt: expires,
+			Name:      u.Name,
+			Reason:    tp.Reason,
 		},
 	}
 	issued, err = st.IssueResetCode(ctx, u.ID, codeHash(code), tp.Reason, expires, tp.PerHour, mail)

@@ -166,7 +166,7 @@ func TestTemporaryPasswordExpires(t *testing.T) {
 func TestNewAccountTemporaryPassword(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	code, issued, err := web.IssueTemporaryPassword(ctx, e.st, e.bob, web.TemporaryPassword{Reason: web.ReasonNewAccount, TTL: 7 * 24 * time.Hour})
+	code, issued, err := web.IssueTemporaryPassword(ctx, e.st, e.bob, web.TemporaryPassword{Reason: casebook.ReasonNewAccount, TTL: 7 * 24 * time.Hour})
 	if err != nil || !issued {
 		t.Fatalf("issue: %v %v", issued, err)
 	}

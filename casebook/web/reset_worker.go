@@ -61,7 +61,7 @@ func (s *Server) handleResetRequest(ctx context.Context, email, ip, userAgent st
 	default:
 		e.UserID, e.OrgID = &u.ID, u.OrgID
 		_, issued, err := IssueTemporaryPassword(ctx, s.store, u, TemporaryPassword{
-			Reason: ReasonReset, TTL: s.opt.ResetTTL, PerHour: s.opt.ResetsPerHour, MessageIDDomain: s.opt.MessageIDDomain,
+			Reason: casebook.ReasonReset, TTL: s.opt.ResetTTL, PerHour: s.opt.ResetsPerHour, MessageIDDomain: s.opt.MessageIDDomain,
 		})
 		if err != nil {
 			return err

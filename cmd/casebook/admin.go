@@ -8,7 +8,6 @@ import (
 
 	"casebook/casebook"
 	"casebook/casebook/postgres"
-	"casebook/casebook/web"
 )
 
 func migrateCommand() command {
@@ -118,7 +117,7 @@ func userAddCommand() command {
 			if err != nil {
 				return err
 			}
-			temp, err := a.issueTemporaryPassword(ctx, st, u, web.ReasonNewAccount, newAccountTTL)
+			temp, err := a.issueTemporaryPassword(ctx, st, u, casebook.ReasonNewAccount, newAccountTTL)
 			if err != nil {
 				return err
 			}

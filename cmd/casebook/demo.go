@@ -18,7 +18,6 @@ import (
 
 	"casebook/casebook"
 	"casebook/casebook/postgres"
-	"casebook/casebook/web"
 	"casebook/cmd/casebook/demo"
 )
 
@@ -263,10 +262,10 @@ func (a *app) seedDemo(ctx context.Context, st *postgres.Store, rep *demoReport)
 	if err != nil {
 		return nil, err
 	}
-	if rep.TemporaryPassword, err = a.issueTemporaryPassword(ctx, st, cust, web.ReasonNewAccount, newAccountTTL); err != nil {
+	if rep.TemporaryPassword, err = a.issueTemporaryPassword(ctx, st, cust, casebook.ReasonNewAccount, newAccountTTL); err != nil {
 		return nil, err
 	}
-	if rep.StaffPassword, err = a.issueTemporaryPassword(ctx, st, staff, web.ReasonNewAccount, newAccountTTL); err != nil {
+	if rep.StaffPassword, err = a.issueTemporaryPassword(ctx, st, staff, casebook.ReasonNewAccount, newAccountTTL); err != nil {
 		return nil, err
 	}
 	rep.Customer, rep.Staff = cust.Email, staff.Email

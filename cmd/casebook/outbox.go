@@ -94,7 +94,7 @@ func (a *app) openedCaseMail(c casebook.Case) casebook.OutboxMail {
 	return outbox.CaseMail{
 		Case:      c,
 		Ref:       a.refs().Format(c.Number),
-		Event:     outbox.EventOpened,
+		Event:     casebook.CaseOpened,
 		MessageID: casebook.NewMessageID(a.cfg.MailDomain),
 	}.OutboxMail()
 }
@@ -149,7 +149,7 @@ func caseReplyCommand() command {
 				name = author.Email
 			}
 			mail := outbox.CaseMail{
-				Case: c, Ref: a.refs().Format(c.Number), Event: outbox.EventReply,
+				Case: c, Ref: a.refs().Format(c.Number), Event: casebook.CaseReply,
 				Author: name, Body: body, InReplyTo: first,
 				MessageID: casebook.NewMessageID(a.cfg.MailDomain),
 			}.OutboxMail()

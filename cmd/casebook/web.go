@@ -185,7 +185,7 @@ func userResetPasswordCommand() command {
 				return err
 			}
 			ttl := 30 * time.Minute
-			code, err := a.issueTemporaryPassword(ctx, st, u, web.ReasonReset, ttl)
+			code, err := a.issueTemporaryPassword(ctx, st, u, casebook.ReasonReset, ttl)
 			if err != nil {
 				return err
 			}
