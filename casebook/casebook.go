@@ -177,3 +177,21 @@ type Session struct {
 	// Current marks the session the asking request belongs to.
 	Current bool `db:"current" json:"current"`
 }
+
+// CaseFilter selects one keyset page of cases, most recent activity first. Zero
+// fields do not filter.
+type CaseFilter struct {
+	OrgID   int64
+	OwnerID int64
+	// Statuses are merged into one page.
+	Statuses []Status
+	// After is the last row of the previous page.
+	After *CaseCursor
+	Limit int
+}
+
+// CaseCursor is a position in a list ordered by (UpdatedAt, ID) descending.
+type CaseCursor struct {
+	UpdatedAt time.Time
+	ID        int64
+}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"casebook/casebook"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -15,26 +16,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 )
-
-// AuditEntry is one row of the append-only audit log.
-type AuditEntry struct {
-	ID        int64     `db:"id" json:"id"`
-	At        time.Time `db:"at" json:"at"`
-	UserID    *int64    `db:"user_id" json:"user_id"`
-	OrgID     *int64    `db:"org_id" json:"org_id"`
-	Action    string    `db:"action" json:"action"`
-	Object    string    `db:"object" json:"object"`
-	Outcome   string    `db:"outcome" json:"outcome"`
-	IP        string    `db:"ip" json:"ip"`
-	UserAgent string    `db:"user_agent" json:"user_agent"`
-	// OSUser is the operating-system account that ran a CLI command.
-	OSUser string `db:"os_user" json:"os_user,omitempty"`
-	// ChainVersion says how Hash was made: 1 unkeyed SHA-256 (rows from before the
-	// audit key), 2 HMAC-SHA256 under the audit key.
-	ChainVersion int    `db:"chain_version" json:"chain_version"`
-	PrevHash     string `db:"prev_hash" json:"prev_hash"`
-	Hash         string `db:"hash" json:"hash"`
-}
 
 // Audit chain outcomes.
 var (
@@ -67,8 +48,8 @@ const (
 const auditLockID = 0x6175646974 // "audit"
 
 // Audit appends a row. Callers that serve PHI must not serve it when this fails.
-func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
-	if err := s.AuditBatch(ctx, []AuditEntry{e}); err != nil {
+func (s *Store) Audit(ctx context.Context, e casebook.AuditEntry) error {
+	if err := s.AuditBatch(ctx, []casebook.AuditEntry{e}); err != nil {
 		return fmt.Errorf("audit %s %s: %w", e.Action, e.Object, err)
 	}
 	return nil
@@ -99,7 +80,7 @@ func (s *Store) chainHead(ctx context.Context, tx *sqlx.Tx) (prev string, versio
 }
 
 // entryHash is the row's hash by its chain version's rule.
-func (s *Store) entryHash(e AuditEntry) (string, error) {
+func (s *Store) entryHash(e casebook.AuditEntry) (string, error) {
 	switch e.ChainVersion {
 	case chainUnkeyed:
 		return auditDigest(sha256.New(), e, false), nil
@@ -114,7 +95,7 @@ func (s *Store) entryHash(e AuditEntry) (string, error) {
 
 // auditDigest feeds the row's fields, each length-prefixed so that no two rows encode
 // alike, to h. Keyed rows also cover the version and the OS user.
-func auditDigest(h hash.Hash, e AuditEntry, keyed bool) string {
+func auditDigest(h hash.Hash, e casebook.AuditEntry, keyed bool) string {
 	field := func(s string) { fmt.Fprintf(h, "%d:%s;", len(s), s) }
 	opt := func(p *int64) string {
 		if p == nil {
@@ -152,11 +133,11 @@ type AuditFilter struct {
 const auditColumns = `id, at, user_id, org_id, action, object, outcome, ip, user_agent, os_user, chain_version, prev_hash, hash`
 
 // AuditLog lists audit rows oldest first.
-func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]casebook.AuditEntry, error) {
 	if f.Limit <= 0 {
 		f.Limit = 1000
 	}
-	var es []AuditEntry
+	var es []casebook.AuditEntry
 	err := s.db.SelectContext(ctx, &es, `SELECT `+auditColumns+`
 		FROM audit_log WHERE ($1 = 0 OR user_id = $1)
 		AND ($2 = '' OR object = $2 OR (object >= $2 || '/' AND object < $2 || '0')) ORDER BY id LIMIT $3`, f.UserID, f.Object, f.Limit)
@@ -217,7 +198,7 @@ func (s *Store) VerifyAuditChain(ctx context.Context, anchors ...AuditAnchor) er
 	}
 	prev, keyed, last := "", false, int64(0)
 	for rows.Next() {
-		var e AuditEntry
+		var e casebook.AuditEntry
 		if err := rows.StructScan(&e); err != nil {
 			return fmt.Errorf("verify audit chain: %w", err)
 		}

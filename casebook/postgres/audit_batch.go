@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"casebook/casebook"
 	"context"
 	"fmt"
 	"strings"
@@ -13,7 +14,7 @@ import (
 // it. Appends are serialised by a lock held through the commit, so under load the
 // commit's fsync, not the work, bounds the rate: a batch carries many rows through
 // one commit.
-func (s *Store) AuditBatch(ctx context.Context, es []AuditEntry) error {
+func (s *Store) AuditBatch(ctx context.Context, es []casebook.AuditEntry) error {
 	if len(es) == 0 {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"casebook/casebook"
 	"casebook/casebook/postgres"
 	"casebook/casebook/postgres/pgtest"
 )
@@ -13,15 +14,15 @@ import (
 func TestAuditBatchChains(t *testing.T) {
 	st := pgtest.Store(t)
 	ctx := context.Background()
-	if err := st.Audit(ctx, postgres.AuditEntry{Action: "login", Object: "user:a@b.test", Outcome: "success"}); err != nil {
+	if err := st.Audit(ctx, casebook.AuditEntry{Action: "login", Object: "user:a@b.test", Outcome: "success"}); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
-			var es []postgres.AuditEntry
+			var es []casebook.AuditEntry
 			for j := range 5 {
-				es = append(es, postgres.AuditEntry{Action: "case_view", Object: fmt.Sprintf("CASE-%06d", i*10+j), Outcome: "success"})
+				es = append(es, casebook.AuditEntry{Action: "case_view", Object: fmt.Sprintf("CASE-%06d", i*10+j), Outcome: "success"})
 			}
 			if err := st.AuditBatch(ctx, es); err != nil {
 				t.Error(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"casebook/casebook"
 	"casebook/casebook/postgres"
 	"casebook/casebook/postgres/pgtest"
 )
@@ -17,7 +18,7 @@ import (
 var auditKey = []byte("0123456789abcdef0123456789abcdef")
 
 // legacyHash is the unkeyed rule an attacker without the key can recompute.
-func legacyHash(e postgres.AuditEntry) string {
+func legacyHash(e casebook.AuditEntry) string {
 	h := sha256.New()
 	field := func(s string) { fmt.Fprintf(h, "%d:%s;", len(s), s) }
 	opt := func(p *int64) string {
@@ -45,7 +46,7 @@ func keyedLog(t *testing.T) (*postgres.Store, postgres.AuditAnchor) {
 	st := pgtest.Store(t)
 	ctx := context.Background()
 	for i := range 3 {
-		if err := st.Audit(ctx, postgres.AuditEntry{Action: "login", Object: fmt.Sprintf("user:%d@a.test", i), Outcome: "success"}); err != nil {
+		if err := st.Audit(ctx, casebook.AuditEntry{Action: "login", Object: fmt.Sprintf("user:%d@a.test", i), Outcome: "success"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -53,7 +54,7 @@ func keyedLog(t *testing.T) (*postgres.Store, postgres.AuditAnchor) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		if err := st.Audit(ctx, postgres.AuditEntry{Action: "case_view", Object: fmt.Sprintf("CASE-%06d", i+1), Outcome: "success", IP: "cli", OSUser: "sam"}); err != nil {
+		if err := st.Audit(ctx, casebook.AuditEntry{Action: "case_view", Object: fmt.Sprintf("CASE-%06d", i+1), Outcome: "success", IP: "cli", OSUser: "sam"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -93,17 +94,17 @@ func TestAuditChainDetectsTampering(t *testing.T) {
 			// compute, and marks them all unkeyed.
 			st.DB().MustExec(`UPDATE audit_log SET outcome = 'denied', chain_version = 1 WHERE id = $1`, a.ID-1)
 			st.DB().MustExec(`UPDATE audit_log SET chain_version = 1`)
-			rechain(t, st, func(e postgres.AuditEntry) string { return legacyHash(e) })
+			rechain(t, st, func(e casebook.AuditEntry) string { return legacyHash(e) })
 		}, false},
 		{"edited row, chain recomputed with a guessed key", func(t *testing.T, st *postgres.Store, a postgres.AuditAnchor) {
 			st.DB().MustExec(`UPDATE audit_log SET outcome = 'denied' WHERE id = $1`, a.ID-1)
-			rechain(t, st, func(e postgres.AuditEntry) string {
+			rechain(t, st, func(e casebook.AuditEntry) string {
 				s := sha256.Sum256([]byte(legacyHash(e) + "guess"))
 				return hex.EncodeToString(s[:])
 			})
 		}, false},
 		{"unkeyed row appended after keyed rows", func(t *testing.T, st *postgres.Store, a postgres.AuditAnchor) {
-			e := postgres.AuditEntry{At: time.Now().UTC().Truncate(time.Microsecond), Action: "login", Outcome: "success", PrevHash: a.Hash}
+			e := casebook.AuditEntry{At: time.Now().UTC().Truncate(time.Microsecond), Action: "login", Outcome: "success", PrevHash: a.Hash}
 			st.DB().MustExec(`INSERT INTO audit_log (at, action, outcome, prev_hash, hash, chain_version) VALUES ($1, $2, $3, $4, $5, 1)`,
 				e.At, e.Action, e.Outcome, e.PrevHash, legacyHash(e))
 		}, false},
@@ -124,7 +125,7 @@ func TestAuditChainDetectsTampering(t *testing.T) {
 }
 
 // rechain recomputes every row's prev_hash and hash, oldest first, with hash.
-func rechain(t *testing.T, st *postgres.Store, hash func(postgres.AuditEntry) string) {
+func rechain(t *testing.T, st *postgres.Store, hash func(casebook.AuditEntry) string) {
 	t.Helper()
 	rows, err := st.AuditLog(context.Background(), postgres.AuditFilter{})
 	if err != nil {
@@ -148,7 +149,7 @@ func TestAuditKeyRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
-	if err := plain.Audit(ctx, postgres.AuditEntry{Action: "login", Outcome: "success"}); !errors.Is(err, postgres.ErrAuditKeyRequired) {
+	if err := plain.Audit(ctx, casebook.AuditEntry{Action: "login", Outcome: "success"}); !errors.Is(err, postgres.ErrAuditKeyRequired) {
 		t.Errorf("unkeyed append after keyed rows: %v", err)
 	}
 	if err := plain.VerifyAuditChain(ctx); !errors.Is(err, postgres.ErrAuditKeyRequired) {

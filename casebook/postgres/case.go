@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -87,28 +86,12 @@ func (s *Store) SetCaseStatus(ctx context.Context, number int64, st casebook.Sta
 	return s.CaseByNumber(ctx, number)
 }
 
-// CaseFilter selects cases for a list. Zero fields do not filter.
-type CaseFilter struct {
-	OrgID    int64
-	OwnerID  int64
-	Statuses []casebook.Status
-	// After is the keyset cursor: the last row of the previous page.
-	After *CaseCursor
-	Limit int
-}
-
-// CaseCursor is a position in a list ordered by most recent activity.
-type CaseCursor struct {
-	UpdatedAt time.Time
-	ID        int64
-}
-
 // Cases lists cases by most recent activity, newest first, one keyset page at a time.
 // With several statuses each gets its own ordered, limited branch of a UNION ALL: one
 // status at a time, PostgreSQL walks the index (org_id or owner_id, status, updated_at
 // DESC, id DESC) in order and stops after a page however many cases match, where an
 // IN list would sort every matching row.
-func (s *Store) Cases(ctx context.Context, f CaseFilter) ([]casebook.Case, error) {
+func (s *Store) Cases(ctx context.Context, f casebook.CaseFilter) ([]casebook.Case, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 50
 	}

@@ -47,7 +47,7 @@ func TestCasesKeyset(t *testing.T) {
 	}
 
 	var got []int64
-	filter := postgres.CaseFilter{OrgID: f.org.ID, Statuses: []casebook.Status{casebook.StatusOpen, casebook.StatusPending}, Limit: 3}
+	filter := casebook.CaseFilter{OrgID: f.org.ID, Statuses: []casebook.Status{casebook.StatusOpen, casebook.StatusPending}, Limit: 3}
 	for page := 0; ; page++ {
 		cs, err := f.st.Cases(ctx, filter)
 		if err != nil {
@@ -60,7 +60,7 @@ func TestCasesKeyset(t *testing.T) {
 			break
 		}
 		last := cs[len(cs)-1]
-		filter.After = &postgres.CaseCursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
+		filter.After = &casebook.CaseCursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
 		if page > 20 {
 			t.Fatal("pagination does not end")
 		}

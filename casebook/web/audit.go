@@ -1,6 +1,7 @@
 package web
 
 import (
+	"casebook/casebook"
 	"context"
 	"sync"
 	"time"
@@ -17,7 +18,7 @@ const maxAuditBatch = 100
 // holding its own row has committed: nothing is served before its audit row is
 // durable.
 type auditBatcher struct {
-	write func(ctx context.Context, es []AuditEvent) error
+	write func(ctx context.Context, es []casebook.AuditEntry) error
 
 	mu      sync.Mutex
 	pending []*auditReq
@@ -25,12 +26,12 @@ type auditBatcher struct {
 }
 
 type auditReq struct {
-	e    AuditEvent
+	e    casebook.AuditEntry
 	done chan error
 }
 
 // append queues e and returns once it is written, or the write's error.
-func (b *auditBatcher) append(e AuditEvent) error {
+func (b *auditBatcher) append(e casebook.AuditEntry) error {
 	req := &auditReq{e: e, done: make(chan error, 1)}
 	b.mu.Lock()
 	b.pending = append(b.pending, req)
@@ -78,7 +79,7 @@ func (b *auditBatcher) drainOnce() {
 	if n == 0 {
 		return
 	}
-	es := make([]AuditEvent, n)
+	es := make([]casebook.AuditEntry, n)
 	for i, r := range batch {
 		es[i] = r.e
 	}

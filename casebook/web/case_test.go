@@ -50,7 +50,7 @@ func TestCaseListTabsAndPages(t *testing.T) {
 		e.st.DB().MustExec(`UPDATE cases SET status = $2, updated_at = now() - make_interval(days => $3) WHERE id = $1`, c.ID, st, i+1)
 		resolved = append(resolved, e.ref(c))
 	}
-	all := must(e.st.Cases(ctx, postgres.CaseFilter{OrgID: e.org1.ID, Statuses: []casebook.Status{casebook.StatusOpen, casebook.StatusPending}, Limit: 100}))
+	all := must(e.st.Cases(ctx, casebook.CaseFilter{OrgID: e.org1.ID, Statuses: []casebook.Status{casebook.StatusOpen, casebook.StatusPending}, Limit: 100}))
 	for _, c := range all {
 		want = append(want, e.ref(c))
 	}

@@ -31,31 +31,18 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// pgStore adapts *postgres.Store to web.Store exactly as cmd/casebook does (webStore
-// there); AppendAudit can be made to fail, to check that nothing is served then.
+// pgStore is *postgres.Store with an audit log that can be made to fail, to check
+// that nothing is served then.
 type pgStore struct {
 	*postgres.Store
 	failAudit *atomic.Bool
 }
 
-func (s pgStore) CasePage(ctx context.Context, q web.CaseQuery) ([]casebook.Case, error) {
-	f := postgres.CaseFilter{OrgID: q.OrgID, OwnerID: q.OwnerID, Statuses: q.Statuses, Limit: q.Limit}
-	if q.After != nil {
-		f.After = &postgres.CaseCursor{UpdatedAt: q.After.UpdatedAt, ID: q.After.ID}
-	}
-	return s.Cases(ctx, f)
-}
-
-func (s pgStore) AppendAudit(ctx context.Context, es []web.AuditEvent) error {
+func (s pgStore) AuditBatch(ctx context.Context, es []casebook.AuditEntry) error {
 	if s.failAudit.Load() {
 		return fmt.Errorf("audit: disk full")
 	}
-	rows := make([]postgres.AuditEntry, len(es))
-	for i, e := range es {
-		rows[i] = postgres.AuditEntry{UserID: e.UserID, OrgID: e.OrgID, Action: e.Action, Object: e.Object,
-			Outcome: e.Outcome, IP: e.IP, UserAgent: e.UserAgent}
-	}
-	return s.AuditBatch(ctx, rows)
+	return s.Store.AuditBatch(ctx, es)
 }
 
 var _ web.Store = pgStore{}
@@ -298,10 +285,10 @@ func (e *env) blobFiles() int {
 }
 
 // audits returns the audit rows with action, oldest first.
-func (e *env) audits(action string) []postgres.AuditEntry {
+func (e *env) audits(action string) []casebook.AuditEntry {
 	e.t.Helper()
 	all := must(e.st.AuditLog(context.Background(), postgres.AuditFilter{}))
-	var out []postgres.AuditEntry
+	var out []casebook.AuditEntry
 	for _, a := range all {
 		if a.Action == action {
 			out = append(out, a)

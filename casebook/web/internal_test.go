@@ -204,7 +204,7 @@ func TestAuditBatcher(t *testing.T) {
 	var written []string
 	var batches int
 	fail := false
-	b := &auditBatcher{write: func(ctx context.Context, es []AuditEvent) error {
+	b := &auditBatcher{write: func(ctx context.Context, es []casebook.AuditEntry) error {
 		time.Sleep(time.Millisecond) // a commit
 		mu.Lock()
 		defer mu.Unlock()
@@ -220,7 +220,7 @@ func TestAuditBatcher(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 200 {
 		wg.Go(func() {
-			if err := b.append(AuditEvent{Object: fmt.Sprint(i)}); err != nil {
+			if err := b.append(casebook.AuditEntry{Object: fmt.Sprint(i)}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -235,7 +235,7 @@ func TestAuditBatcher(t *testing.T) {
 	mu.Lock()
 	fail = true
 	mu.Unlock()
-	if err := b.append(AuditEvent{Object: "x"}); err == nil {
+	if err := b.append(casebook.AuditEntry{Object: "x"}); err == nil {
 		t.Error("a failed write reported success")
 	}
 }

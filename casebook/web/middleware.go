@@ -249,7 +249,7 @@ func addrKey(host string) string {
 // audit appends an audit row for the request. Callers that serve health information
 // stop when it fails.
 func (s *Server) audit(r *http.Request, u *casebook.User, action, object, outcome string) error {
-	e := AuditEvent{Action: action, Object: object, Outcome: outcome, IP: s.clientIP(r), UserAgent: truncate(r.UserAgent(), 256)}
+	e := casebook.AuditEntry{Action: action, Object: object, Outcome: outcome, IP: s.clientIP(r), UserAgent: truncate(r.UserAgent(), 256)}
 	if u != nil {
 		e.UserID = &u.ID
 		e.OrgID = u.OrgID

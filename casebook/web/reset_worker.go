@@ -49,7 +49,7 @@ func (s *Server) ProcessResetRequests(ctx context.Context) (int, error) {
 }
 
 func (s *Server) handleResetRequest(ctx context.Context, email, ip, userAgent string) error {
-	e := AuditEvent{Action: "reset_request", Object: "user:" + truncate(strings.ToLower(email), 320), IP: ip, UserAgent: userAgent}
+	e := casebook.AuditEntry{Action: "reset_request", Object: "user:" + truncate(strings.ToLower(email), 320), IP: ip, UserAgent: userAgent}
 	u, err := s.store.UserByEmail(ctx, email)
 	switch {
 	case errors.Is(err, casebook.ErrUserNotFound):

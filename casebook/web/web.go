@@ -31,8 +31,7 @@ import (
 	"casebook/templates"
 )
 
-// Store is what the web page needs from storage. *postgres.Store provides all but
-// CasePage and AppendAudit, which cmd/casebook adapts from its Cases and Audit.
+// Store is what the web page needs from storage (*postgres.Store).
 type Store interface {
 	UserByEmail(ctx context.Context, email string) (casebook.User, error)
 	UserByID(ctx context.Context, id int64) (casebook.User, error)
@@ -65,44 +64,14 @@ type Store interface {
 	// handled; it reports whether there was one.
 	NextResetRequest(ctx context.Context, handle func(email, ip, userAgent string) error) (bool, error)
 
-	CasePage(ctx context.Context, q CaseQuery) ([]casebook.Case, error)
+	Cases(ctx context.Context, f casebook.CaseFilter) ([]casebook.Case, error)
 	CaseInScope(ctx context.Context, number, orgID, ownerID int64) (casebook.Case, error)
 	AttachmentInScope(ctx context.Context, id, orgID, ownerID int64) (casebook.Attachment, int64, error)
 	Timeline(ctx context.Context, caseID int64) ([]casebook.TimelineEntry, error)
 
-	// AppendAudit appends rows, in order, to the append-only audit log in one
+	// AuditBatch appends rows, in order, to the append-only audit log in one
 	// transaction.
-	AppendAudit(ctx context.Context, es []AuditEvent) error
-}
-
-// CaseQuery asks for one keyset page of a viewer's cases with one status, most recent
-// activity first. Exactly one of OrgID (a customer's org) and OwnerID (a staff member)
-// is set.
-type CaseQuery struct {
-	OrgID   int64
-	OwnerID int64
-	// Statuses are the statuses of the tab, merged into one page.
-	Statuses []casebook.Status
-	// After is the last row of the previous page.
-	After *Cursor
-	Limit int
-}
-
-// Cursor is a position in a list ordered by (UpdatedAt, ID) descending.
-type Cursor struct {
-	UpdatedAt time.Time
-	ID        int64
-}
-
-// AuditEvent is one audit row: who did what to which object, with what outcome.
-type AuditEvent struct {
-	UserID    *int64
-	OrgID     *int64
-	Action    string
-	Object    string
-	Outcome   string
-	IP        string
-	UserAgent string
+	AuditBatch(ctx context.Context, es []casebook.AuditEntry) error
 }
 
 // Writer is the one write path.
@@ -294,7 +263,7 @@ func New(store Store, writer Writer, blobs BlobOpener, opt Options) (*Server, er
 		return nil, err
 	}
 	s := &Server{store: store, writer: writer, blobs: blobs, opt: opt, log: opt.Logger, pages: p, allowed: map[string]bool{},
-		audits: &auditBatcher{write: store.AppendAudit}, resets: make(chan struct{}, 1), locks: lockSet{memory: opt.LockMemory}}
+		audits: &auditBatcher{write: store.AuditBatch}, resets: make(chan struct{}, 1), locks: lockSet{memory: opt.LockMemory}}
 	if s.box, err = newSecretBox(opt.MFAKey); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}

@@ -27,7 +27,7 @@ func osUser() string {
 
 // cliAudit appends an audit row for a staff command, with the OS user who ran it.
 func cliAudit(ctx context.Context, st *postgres.Store, u *casebook.User, action, object, outcome string) error {
-	e := postgres.AuditEntry{Action: action, Object: object, Outcome: outcome, IP: "cli", OSUser: osUser()}
+	e := casebook.AuditEntry{Action: action, Object: object, Outcome: outcome, IP: "cli", OSUser: osUser()}
 	if u != nil {
 		e.UserID, e.OrgID = &u.ID, u.OrgID
 	}

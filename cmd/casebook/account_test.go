@@ -23,7 +23,7 @@ import (
 // page is a web page over the CLI test's database, as serve runs it.
 func page(t *testing.T, st *postgres.Store) *httptest.Server {
 	t.Helper()
-	srv, err := web.New(webStore{st}, nil, nil, web.Options{Refs: casebook.DefaultRefFormat,
+	srv, err := web.New(st, nil, nil, web.Options{Refs: casebook.DefaultRefFormat,
 		Hasher:   password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}, 2),
 		Sessions: postgresstore.NewWithCleanupInterval(st.DB().DB, 0)})
 	if err != nil {

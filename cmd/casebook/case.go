@@ -78,7 +78,7 @@ func caseListCommand() command {
 			if err != nil {
 				return err
 			}
-			f := postgres.CaseFilter{Limit: min(limit, 1000)}
+			f := casebook.CaseFilter{Limit: min(limit, 1000)}
 			if org != "" {
 				o, err := st.OrgByName(ctx, org)
 				if err != nil {
@@ -110,7 +110,7 @@ func caseListCommand() command {
 				}
 				left -= len(cs)
 				last := cs[len(cs)-1]
-				f.After = &postgres.CaseCursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
+				f.After = &casebook.CaseCursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
 			}
 			return nil
 		},

@@ -77,28 +77,7 @@ func (c *Config) validateWeb() error {
 	return errors.Join(errs...)
 }
 
-// webStore adapts *postgres.Store to web.Store: the two methods whose arguments are
-// postgres types.
-type webStore struct{ *postgres.Store }
-
-var _ web.Store = webStore{}
-
-func (s webStore) CasePage(ctx context.Context, q web.CaseQuery) ([]casebook.Case, error) {
-	f := postgres.CaseFilter{OrgID: q.OrgID, OwnerID: q.OwnerID, Statuses: q.Statuses, Limit: q.Limit}
-	if q.After != nil {
-		f.After = &postgres.CaseCursor{UpdatedAt: q.After.UpdatedAt, ID: q.After.ID}
-	}
-	return s.Cases(ctx, f)
-}
-
-func (s webStore) AppendAudit(ctx context.Context, es []web.AuditEvent) error {
-	rows := make([]postgres.AuditEntry, len(es))
-	for i, e := range es {
-		rows[i] = postgres.AuditEntry{UserID: e.UserID, OrgID: e.OrgID, Action: e.Action, Object: e.Object,
-			Outcome: e.Outcome, IP: e.IP, UserAgent: e.UserAgent}
-	}
-	return s.AuditBatch(ctx, rows)
-}
+var _ web.Store = (*postgres.Store)(nil)
 
 // webComponents builds the web page. Components that mount endpoints on it (Slack's
 // Events API) add them to a.webExtra in their builders, listed before this one.
@@ -114,7 +93,7 @@ func (a *app) webComponents(ctx context.Context) ([]component, error) {
 		return nil, err
 	}
 	sessions := postgresstore.NewWithCleanupInterval(st.DB().DB, 5*time.Minute)
-	srv, err := web.New(webStore{st}, svc, blobs, web.Options{
+	srv, err := web.New(st, svc, blobs, web.Options{
 		Addr:            a.cfg.Web.HTTP,
 		BaseURL:         a.cfg.BaseURL,
 		TLSCert:         a.cfg.Web.TLSCert,

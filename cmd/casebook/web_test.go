@@ -44,7 +44,7 @@ func TestUserAddMailsATemporaryPassword(t *testing.T) {
 	}
 
 	// The code logs in once and leads to choosing a password.
-	srv, err := web.New(webStore{st}, nil, nil, web.Options{Refs: casebook.DefaultRefFormat,
+	srv, err := web.New(st, nil, nil, web.Options{Refs: casebook.DefaultRefFormat,
 		Sessions: postgresstore.NewWithCleanupInterval(st.DB().DB, 0)})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +84,7 @@ func TestUserResetPasswordAndAudit(t *testing.T) {
 	st, _ := postgres.Open(context.Background(), c.url)
 	defer st.Close()
 	for _, obj := range []string{"CASE-000001", "CASE-000001/attachment/3", "CASE-000010", "CASE-0000011"} {
-		st.Audit(context.Background(), postgres.AuditEntry{Action: "download", Object: obj, Outcome: "success"})
+		st.Audit(context.Background(), casebook.AuditEntry{Action: "download", Object: obj, Outcome: "success"})
 	}
 	code, out, _ = c.run("audit", "--case", "case-1", "--json")
 	if code != 0 || strings.Count(out, "\n") != 2 || strings.Contains(out, "CASE-000010") {
