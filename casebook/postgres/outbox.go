@@ -20,13 +20,11 @@ func (s *Store) enqueue(ctx context.Context, tx *sqlx.Tx, m casebook.OutboxMail)
 	if d, ok := m.Data.(casebook.TemporaryPasswordMail); ok {
 		m.Data = s.sealPassword(m.MessageID, d)
 	}
-	data, err := json.Marshal(m.Data)
+	mails, err := json.Marshal([]casebook.OutboxMail{m})
 	if err != nil {
 		return fmt.Errorf("enqueue %s: %w", m.Kind, err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO outbox (kind, case_id, update_id, user_id, recipient, message_id, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, m.Kind, m.CaseID, m.UpdateID, m.UserID, m.Recipient, m.MessageID, string(data))
-	if err != nil {
+	if _, err = tx.ExecContext(ctx, insertOutboxSQL("", "m.update_id", "$1"), string(mails)); err != nil {
 		return fmt.Errorf("enqueue %s: %w", m.Kind, err)
 	}
 	return nil
@@ -35,4 +33,15 @@ func (s *Store) enqueue(ctx context.Context, tx *sqlx.Tx, m casebook.OutboxMail)
 // Enqueue queues a mail on its own.
 func (s *Store) Enqueue(ctx context.Context, m casebook.OutboxMail) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error { return s.enqueue(ctx, tx, m) })
+}
+
+// insertOutboxSQL is the one INSERT of queued mails, for enqueue and for the commit of
+// an update: the rows of mails (an SQL parameter holding a JSON array of
+// casebook.OutboxMail), each with update id updateID (an SQL expression), joined to
+// from ("" or "TABLE, ").
+func insertOutboxSQL(from, updateID, mails string) string {
+	return `INSERT INTO outbox (kind, case_id, update_id, user_id, recipient, message_id, data)
+	SELECT m.kind, m.case_id, ` + updateID + `, m.user_id, m.recipient, m.message_id, COALESCE(m.data, '{}')
+	FROM ` + from + `jsonb_to_recordset(` + mails + `::jsonb)
+		AS m(kind text, case_id bigint, update_id bigint, user_id bigint, recipient text, message_id text, data jsonb)`
 }

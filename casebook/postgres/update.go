@@ -26,7 +26,7 @@ func (s *Store) UpdateIDByExternalID(ctx context.Context, source casebook.Source
 // when the update row was inserted, so a duplicate or a closed case changes nothing.
 // Locking the case row (FOR UPDATE) keeps a concurrent close from slipping in between
 // the status check and the insert.
-const commitUpdateSQL = `WITH c AS (
+var commitUpdateSQL = `WITH c AS (
 	SELECT id, status FROM cases WHERE id = $1 FOR UPDATE
 ), u AS (
 	INSERT INTO updates (case_id, source, external_id, author_user_id, author, body, meta)
@@ -41,9 +41,7 @@ const commitUpdateSQL = `WITH c AS (
 		status = CASE WHEN $15 AND cases.status = 'resolved' THEN 'open' ELSE cases.status END
 	FROM u WHERE cases.id = $1
 ), o AS (
-	INSERT INTO outbox (kind, case_id, update_id, user_id, recipient, message_id, data)
-	SELECT m.kind, m.case_id, u.id, m.user_id, m.recipient, m.message_id, COALESCE(m.data, '{}')
-	FROM u, jsonb_to_recordset($16::jsonb) AS m(kind text, case_id bigint, user_id bigint, recipient text, message_id text, data jsonb)
+	` + insertOutboxSQL("u, ", "u.id", "$16") + `
 ), k AS (
 	INSERT INTO checkpoints (channel, key, value) SELECT $17, $18, $19 FROM u WHERE $17 <> ''
 	ON CONFLICT (channel, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
