@@ -30,6 +30,11 @@ var (
 	ErrNotFound       = errors.New("not found")
 	ErrInvalidInput   = errors.New("invalid input")
 	ErrBindingMissing = errors.New("channel is not bound to an organisation")
+	// ErrFileTypeNotAllowed refuses a file sniffed as a program or a script, or as a
+	// type outside Options.AllowedTypes.
+	ErrFileTypeNotAllowed = errors.New("file type is not allowed")
+	// ErrTokenExpired reports a reply token that verifies but is past its expiry.
+	ErrTokenExpired = errors.New("reply token has expired")
 )
 
 // Source names the channel an update came through.

@@ -217,6 +217,9 @@ type Options struct {
 	Logger          *slog.Logger
 	// Observer, when set, is told the outcome of every AddUpdate (metrics).
 	Observer Observer
+	// AllowedTypes, when not empty, are the only sniffed media types a file may have,
+	// on every channel; RefusedTypes are refused whatever it says.
+	AllowedTypes []string
 }
 
 // Service is the domain's entry point for channels.
@@ -311,6 +314,9 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 			}
 			if b.Created {
 				created = append(created, b.Key)
+			}
+			if err := s.checkType(f.Name, b); err != nil {
+				return err
 			}
 			nu.Attachments = append(nu.Attachments, Attachment{
 				Filename:    SanitizeFilename(f.Name),

@@ -126,6 +126,7 @@ var reasons = []struct {
 	{casebook.ErrCaseClosed, "case_closed"},
 	{casebook.ErrTooLarge, "too_large"},
 	{casebook.ErrTooManyFiles, "too_many_files"},
+	{casebook.ErrFileTypeNotAllowed, "file_type_not_allowed"},
 	{casebook.ErrInvalidInput, "invalid_input"},
 	{context.Canceled, "canceled"},
 	{context.DeadlineExceeded, "timeout"},

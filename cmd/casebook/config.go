@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
+
+	"casebook/casebook"
 )
 
 // Config is everything casebook is configured with. It is filled from flags and
@@ -31,6 +34,11 @@ type Config struct {
 	TokenKey string
 	// BaseURL is the web page's public address, for links in mail and for HSTS.
 	BaseURL string
+	// AllowedTypes, comma-separated, narrows the sniffed media types files may have on
+	// every channel; programs and scripts are refused whatever it says.
+	AllowedTypes string
+	// ReplyTokenTTL is how long a reply token in case mail stays valid.
+	ReplyTokenTTL time.Duration
 	// Web holds the web page's settings (web.go).
 	Web WebConfig
 	// Mail holds the email channel's limits on one message (ingest.go).
@@ -63,6 +71,8 @@ func (c *Config) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ReplyAddress, "reply-address", "", "address customers reply to, e.g. support@example.com (tokens ride on its plus-address)")
 	fs.StringVar(&c.TokenKey, "token-key", "", "secret of at least 32 bytes that signs reply tokens")
 	fs.StringVar(&c.BaseURL, "base-url", "", "public address of the web page, e.g. https://cases.example.com (links in mail)")
+	fs.StringVar(&c.AllowedTypes, "allowed-types", "", "comma-separated media types files may have on every channel, e.g. application/pdf,image/png (default: all but programs and scripts)")
+	fs.DurationVar(&c.ReplyTokenTTL, "reply-token-ttl", casebook.DefaultTokenTTL, "how long the reply token of a case mail stays valid")
 }
 
 // Validate checks the config before anything is built from it.
@@ -83,10 +93,32 @@ func (c *Config) Validate() error {
 	if c.TokenKey != "" && len(c.TokenKey) < 32 {
 		errs = append(errs, fmt.Errorf("--token-key (CASEBOOK_TOKEN_KEY) has %d bytes, need at least 32", len(c.TokenKey)))
 	}
+	if c.ReplyTokenTTL <= 0 {
+		errs = append(errs, errors.New("--reply-token-ttl must be positive"))
+	}
+	for _, t := range c.allowedTypes() {
+		if !strings.Contains(t, "/") {
+			errs = append(errs, fmt.Errorf("--allowed-types: %q is not a media type like application/pdf", t))
+		}
+	}
 	if c.ReplyAddress != "" && !strings.Contains(strings.TrimPrefix(c.ReplyAddress, "@"), "@") {
 		errs = append(errs, fmt.Errorf("--reply-address %q is not an address like support@example.com", c.ReplyAddress))
 	}
 	return errors.Join(errs...)
+}
+
+// allowedTypes splits --allowed-types; nil when it is empty.
+func (c *Config) allowedTypes() []string { return splitList(c.AllowedTypes) }
+
+// splitList splits a comma-separated flag, lower-cased, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.ToLower(strings.TrimSpace(item)); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // parseFlags parses args with flags and positionals in any order, then fills every flag

@@ -97,6 +97,7 @@ func (a *app) dryRunProcessor(ctx context.Context) (*ingest.MailProcessor, error
 		MaxFileSize:     a.cfg.MaxFileSize,
 		MessageIDDomain: a.cfg.MailDomain,
 		Logger:          a.log,
+		AllowedTypes:    a.cfg.allowedTypes(),
 	})
 	return ingest.NewProcessor(svc, dst, blobs, opts), nil
 }

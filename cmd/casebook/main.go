@@ -245,6 +245,7 @@ func (a *app) svc(ctx context.Context) (*casebook.Service, error) {
 		MessageIDDomain: a.cfg.MailDomain,
 		Observer:        a.promMetrics(),
 		Logger:          a.log,
+		AllowedTypes:    a.cfg.allowedTypes(),
 	})
 	return a.service, nil
 }
