@@ -33,7 +33,9 @@ func TestOwnVerdicts(t *testing.T) {
 	lax := dns.NewKey(t, "lax.example", "s1")
 
 	changed := func(b []byte) []byte { return bytes.Replace(b, []byte("corrected"), []byte("fraudulent"), 1) }
-	from := func(addr string) []byte { return []byte(strings.Replace(plainMail, "billing@acme-clinic.example", addr, 1)) }
+	from := func(addr string) []byte {
+		return []byte(strings.Replace(plainMail, "billing@acme-clinic.example", addr, 1))
+	}
 	tests := []struct {
 		name string
 		raw  []byte
