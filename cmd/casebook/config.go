@@ -4,11 +4,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
 
 	"casebook/casebook"
+	"casebook/ingest"
 )
 
 // Config is everything casebook is configured with. It is filled from flags and
@@ -92,6 +94,16 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenKey != "" && len(c.TokenKey) < 32 {
 		errs = append(errs, fmt.Errorf("--token-key (CASEBOOK_TOKEN_KEY) has %d bytes, need at least 32", len(c.TokenKey)))
+	}
+	if c.Mail.SenderAuth != "" {
+		if _, err := ingest.ParseSenderAuth(c.Mail.SenderAuth); err != nil {
+			errs = append(errs, fmt.Errorf("--sender-auth (CASEBOOK_SENDER_AUTH): %w", err))
+		}
+	}
+	if r := c.Mail.DNSResolver; r != "" {
+		if _, port, err := net.SplitHostPort(r); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("--dns-resolver (CASEBOOK_DNS_RESOLVER) %q is not HOST:PORT like 127.0.0.1:53", r))
+		}
 	}
 	if c.ReplyTokenTTL <= 0 {
 		errs = append(errs, errors.New("--reply-token-ttl must be positive"))
