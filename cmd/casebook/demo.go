@@ -39,10 +39,6 @@ const (
 	demoSupport   = "support@support.example"
 	demoMailFrom  = "Acme Support <support@support.example>"
 	demoMailboxPw = "demo-mailbox-password"
-	// demoAuthservID stands for the receiving server that checked the customer's
-	// mail: the demo stamps its Authentication-Results on the replies it delivers and
-	// trusts it, as a real site trusts mx.google.com.
-	demoAuthservID = "mx.demo.support.example"
 )
 
 var demoCases = []string{"Lab results for the March visit", "Insurance card for the new clinic", "Blood pressure readings"}
@@ -220,7 +216,8 @@ func (a *app) demoConfig(imapSrv *demo.IMAPServer, sink *demo.SMTPSink) error {
 		c.ReplyAddress = demoSupport
 	}
 	if c.Mail.TrustedAuthservIDs == "" {
-		c.Mail.TrustedAuthservIDs = demoAuthservID
+		// The demo's replies carry a verdict the demo believes.
+		c.Mail.TrustedAuthservIDs = demo.AuthservID
 	}
 	if c.TokenKey == "" {
 		// A fresh key each run: the demo's reply tokens need not outlive it.
@@ -284,8 +281,7 @@ func deliverDemoMail(imapSrv *demo.IMAPServer, cases []demo.Case, own [][]byte) 
 		if err != nil {
 			return 0, err
 		}
-		raw = append([]byte("Authentication-Results: "+demoAuthservID+"; dkim=pass header.d="+demoDomain+
-			"; dmarc=pass (p=reject) header.from="+demoDomain+"\r\n"), raw...)
+		raw = demo.Stamp(raw, demoDomain)
 		if err := imapSrv.Append("INBOX", raw, at); err != nil {
 			return 0, err
 		}

@@ -170,7 +170,7 @@ type ingestLine struct {
 	Case        *string            `json:"case"`
 	MatchedBy   *string            `json:"matched_by"`
 	Outcome     string             `json:"outcome"`
-	ReasonCode  string             `json:"reason_code,omitempty"`
+	ReasonCode  string             `json:"reason_code"`
 	Reason      string             `json:"reason"`
 	SenderAuth  senderauth.Verdict `json:"sender_auth"`
 	Attachments []mail.Attachment  `json:"attachments"`
