@@ -63,6 +63,9 @@ func (s *TokenSigner) WithTTL(ttl time.Duration) *TokenSigner {
 	return &c
 }
 
+// TTL is how long the signer's tokens stay valid.
+func (s *TokenSigner) TTL() time.Duration { return s.ttl }
+
 // Sign returns the token for t: lowercase base32 of case, contact, expiry in Unix
 // hours, and MAC. A zero t.Expires means the signer's TTL from now.
 func (s *TokenSigner) Sign(t ReplyToken) string {
