@@ -293,6 +293,9 @@ func (b *Bot) attach(ctx context.Context, log *slog.Logger, bind casebook.Bindin
 	case errors.Is(err, casebook.ErrCaseClosed):
 		log.InfoContext(ctx, "chat file refused", "reason", "case closed")
 		return fmt.Sprintf("%s is closed and takes no more files: ask your support contact to open a new case, then upload `%s` again.", ref, name), nil
+	case errors.Is(err, casebook.ErrFileTypeNotAllowed):
+		log.InfoContext(ctx, "chat file refused", "reason", "file type not allowed", slog.Any("error", err))
+		return fmt.Sprintf("`%s` was not attached: programs, scripts and web pages are not accepted. Send a PDF, an image or a document instead.", name), nil
 	case errors.Is(err, casebook.ErrTooLarge):
 		log.InfoContext(ctx, "chat file refused", "reason", "too large", slog.Any("error", err))
 		return fmt.Sprintf("`%s` is larger than the %s limit: send a smaller file or split it.", name, casebook.FormatSize(b.cases.MaxFileSize())), nil

@@ -319,6 +319,16 @@ func TestRefusals(t *testing.T) {
 			}
 			return f
 		}, "`a.pdf` was not attached: the app may not read files."},
+		{"executable", func(e *env) bots.File {
+			f := e.file("F1", "invoice.pdf", 10)
+			e.content["F1"] = append([]byte("\x7fELF\x02\x01\x01\x00"), make([]byte, 64)...)
+			return f
+		}, "`invoice.pdf` was not attached: programs, scripts and web pages are not accepted. Send a PDF, an image or a document instead."},
+		{"html renamed pdf", func(e *env) bots.File {
+			f := e.file("F1", "scan.pdf", 10)
+			e.content["F1"] = []byte("<!DOCTYPE html><html><body><script>location='https://x.test'</script></body></html>")
+			return f
+		}, "`scan.pdf` was not attached: programs, scripts and web pages are not accepted. Send a PDF, an image or a document instead."},
 		{"our failure", func(e *env) bots.File {
 			f := e.file("F1", "a`b.pdf", 10)
 			f.Open = func(context.Context, int64) (io.ReadCloser, error) { return nil, errors.New("connection reset") }

@@ -32,6 +32,11 @@ var (
 	ErrBindingMissing = errors.New("channel is not bound to an organisation")
 	// ErrUserDisabled refuses everything from a disabled account, through every channel.
 	ErrUserDisabled = errors.New("account is disabled")
+	// ErrFileTypeNotAllowed refuses a file sniffed as a program or a script, or as a
+	// type outside Options.AllowedTypes.
+	ErrFileTypeNotAllowed = errors.New("file type is not allowed")
+	// ErrTokenExpired reports a reply token that verifies but is past its expiry.
+	ErrTokenExpired = errors.New("reply token has expired")
 )
 
 // Source names the channel an update came through.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // tokenMACLen is the HMAC length kept in a reply token: 10 bytes = 80 bits, so a
@@ -21,56 +22,110 @@ var ErrBadToken = errors.New("reply token is not valid")
 // Decode upper-cases before decoding.
 var tokenEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
+// DefaultTokenTTL is how long a reply token stays valid unless configured otherwise:
+// long enough for a customer to answer a case mail months later, short enough that a
+// token found in an old mailbox stops opening the case.
+const DefaultTokenTTL = 180 * 24 * time.Hour
+
 // ReplyToken is what the plus-address of a case mail carries: the case and the contact
-// it was sent to, signed with the server's key.
+// it was sent to, and when it expires, signed with the server's key.
 type ReplyToken struct {
 	CaseNumber int64
 	UserID     int64
+	// Expires is when the token stops proving anything, to the hour. It is zero for a
+	// token minted before tokens carried an expiry (format v1): those stay valid, since
+	// their age cannot be known and refusing them would quarantine every answer to mail
+	// sent before the upgrade. Rotating the token key retires them.
+	Expires time.Time
 }
 
 // TokenSigner makes and checks reply tokens with one HMAC-SHA256 key.
-type TokenSigner struct{ key []byte }
+type TokenSigner struct {
+	key []byte
+	ttl time.Duration
+}
 
-// NewTokenSigner returns a signer for key, which must hold at least 32 bytes.
+// NewTokenSigner returns a signer for key, which must hold at least 32 bytes. Its
+// tokens expire after DefaultTokenTTL.
 func NewTokenSigner(key []byte) (*TokenSigner, error) {
 	if len(key) < 32 {
 		return nil, fmt.Errorf("reply token key: %d bytes, need at least 32", len(key))
 	}
-	return &TokenSigner{key: append([]byte(nil), key...)}, nil
+	return &TokenSigner{key: append([]byte(nil), key...), ttl: DefaultTokenTTL}, nil
 }
 
-// Sign returns the token for t: lowercase base32 of case, contact and MAC.
+// WithTTL returns a signer with the same key whose tokens expire ttl after signing.
+func (s *TokenSigner) WithTTL(ttl time.Duration) *TokenSigner {
+	c := *s
+	if ttl > 0 {
+		c.ttl = ttl
+	}
+	return &c
+}
+
+// TTL is how long the signer's tokens stay valid.
+func (s *TokenSigner) TTL() time.Duration { return s.ttl }
+
+// Sign returns the token for t: lowercase base32 of case, contact, expiry in Unix
+// hours, and MAC. A zero t.Expires means the signer's TTL from now.
 func (s *TokenSigner) Sign(t ReplyToken) string {
+	if t.Expires.IsZero() {
+		t.Expires = time.Now().Add(s.ttl)
+	}
 	payload := binary.AppendUvarint(nil, uint64(t.CaseNumber))
 	payload = binary.AppendUvarint(payload, uint64(t.UserID))
-	payload = append(payload, s.mac(payload)...)
+	payload = binary.AppendUvarint(payload, uint64(max(0, (t.Expires.Unix()+3599)/3600)))
+	payload = append(payload, s.mac(tokenV2, payload)...)
 	return strings.ToLower(tokenEncoding.EncodeToString(payload))
 }
 
-// Verify checks a token, in any letter case, and returns what it names.
+// Verify checks a token, in any letter case, and returns what it names. A token that
+// is genuine but past its expiry returns what it names with ErrTokenExpired, so the
+// caller can say which case it was for.
 func (s *TokenSigner) Verify(token string) (ReplyToken, error) {
 	raw, err := tokenEncoding.DecodeString(strings.ToUpper(token))
 	if err != nil || len(raw) <= tokenMACLen {
 		return ReplyToken{}, ErrBadToken
 	}
 	payload, mac := raw[:len(raw)-tokenMACLen], raw[len(raw)-tokenMACLen:]
-	if !hmac.Equal(mac, s.mac(payload)) {
+	fields := 3
+	if !hmac.Equal(mac, s.mac(tokenV2, payload)) {
+		if !hmac.Equal(mac, s.mac(tokenV1, payload)) {
+			return ReplyToken{}, ErrBadToken
+		}
+		fields = 2
+	}
+	var v [3]uint64
+	rest := payload
+	for i := range fields {
+		x, n := binary.Uvarint(rest)
+		if n <= 0 {
+			return ReplyToken{}, ErrBadToken
+		}
+		v[i], rest = x, rest[n:]
+	}
+	if len(rest) != 0 || v[0] == 0 || v[0] > MaxCaseNumber || v[1] > 1<<62 || v[2] > 1<<40 {
 		return ReplyToken{}, ErrBadToken
 	}
-	c, n := binary.Uvarint(payload)
-	if n <= 0 {
-		return ReplyToken{}, ErrBadToken
+	t := ReplyToken{CaseNumber: int64(v[0]), UserID: int64(v[1])}
+	if fields == 3 {
+		t.Expires = time.Unix(int64(v[2])*3600, 0).UTC()
+		if time.Now().After(t.Expires) {
+			return t, ErrTokenExpired
+		}
 	}
-	u, m := binary.Uvarint(payload[n:])
-	if m <= 0 || n+m != len(payload) || c == 0 || c > MaxCaseNumber || u > 1<<62 {
-		return ReplyToken{}, ErrBadToken
-	}
-	return ReplyToken{CaseNumber: int64(c), UserID: int64(u)}, nil
+	return t, nil
 }
 
-func (s *TokenSigner) mac(payload []byte) []byte {
+// The MAC's domain separators: v1 tokens carry no expiry.
+const (
+	tokenV1 = "casebook reply token v1\x00"
+	tokenV2 = "casebook reply token v2\x00"
+)
+
+func (s *TokenSigner) mac(version string, payload []byte) []byte {
 	h := hmac.New(sha256.New, s.key)
-	h.Write([]byte("casebook reply token v1\x00"))
+	h.Write([]byte(version))
 	h.Write(payload)
 	return h.Sum(nil)[:tokenMACLen]
 }

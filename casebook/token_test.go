@@ -2,9 +2,11 @@ package casebook
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func testSigner(t testing.TB) *TokenSigner {
@@ -23,8 +25,11 @@ func TestReplyToken(t *testing.T) {
 	}
 	for _, in := range []string{tok, strings.ToUpper(tok)} {
 		got, err := s.Verify(in)
-		if err != nil || got != (ReplyToken{CaseNumber: 123, UserID: 45}) {
+		if err != nil || got.CaseNumber != 123 || got.UserID != 45 {
 			t.Errorf("Verify(%q) = %+v, %v", in, got, err)
+		}
+		if d := time.Until(got.Expires) - DefaultTokenTTL; d < -time.Minute || d > time.Hour {
+			t.Errorf("Verify(%q) expires %v, want about %v from now", in, got.Expires, DefaultTokenTTL)
 		}
 	}
 	other, _ := NewTokenSigner(bytes.Repeat([]byte("x"), 32))
@@ -43,6 +48,37 @@ func TestReplyToken(t *testing.T) {
 	}
 	if _, err := NewTokenSigner([]byte("short")); err == nil {
 		t.Error("short key accepted")
+	}
+}
+
+func TestReplyTokenExpiry(t *testing.T) {
+	s := testSigner(t)
+	v1 := func(c, u uint64) string {
+		p := binary.AppendUvarint(binary.AppendUvarint(nil, c), u)
+		return strings.ToLower(tokenEncoding.EncodeToString(append(p, s.mac(tokenV1, p)...)))
+	}
+	tests := []struct {
+		name    string
+		token   string
+		want    ReplyToken
+		wantErr error
+	}{
+		{"valid", s.Sign(ReplyToken{CaseNumber: 7, UserID: 3, Expires: time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)}),
+			ReplyToken{CaseNumber: 7, UserID: 3, Expires: time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)}, nil},
+		{"expired", s.Sign(ReplyToken{CaseNumber: 7, UserID: 3, Expires: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)}),
+			ReplyToken{CaseNumber: 7, UserID: 3, Expires: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)}, ErrTokenExpired},
+		{"v1 without expiry stays valid", v1(7, 3), ReplyToken{CaseNumber: 7, UserID: 3}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Verify(tt.token)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Verify err = %v, want %v", err, tt.wantErr)
+			}
+			if tt.want != (ReplyToken{}) && got != tt.want {
+				t.Errorf("Verify = %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }
 

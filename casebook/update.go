@@ -227,6 +227,9 @@ type Options struct {
 	AllowUnscanned bool
 	// MalwareLog, when set, records every infected file refused (the audit log).
 	MalwareLog MalwareLog
+	// AllowedTypes, when not empty, are the only sniffed media types a file may have,
+	// on every channel; RefusedTypes are refused whatever it says.
+	AllowedTypes []string
 }
 
 // Service is the domain's entry point for channels.
@@ -322,6 +325,9 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 			}
 			if err != nil {
 				return fmt.Errorf("store %q: %w", SanitizeFilename(f.Name), err)
+			}
+			if err := s.checkType(f.Name, b); err != nil {
+				return err
 			}
 			nu.Attachments = append(nu.Attachments, Attachment{
 				Filename:    SanitizeFilename(f.Name),

@@ -32,7 +32,10 @@ type Location struct {
 // Result reports how a message was handled.
 type Result struct {
 	Disposition Disposition
-	// Reason explains a quarantine or an ignore.
+	// Code is why a message was quarantined or ignored, from a fixed set; the metric
+	// label and the quarantine row's reason code are this word.
+	Code Code `json:"reason_code,omitempty"`
+	// Reason explains a quarantine or an ignore to a person.
 	Reason string
 	// Case is the reference the message went to, when it went to one.
 	Case string

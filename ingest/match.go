@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -28,7 +29,8 @@ type Match struct {
 //  3. a case reference in the subject, as casebook.RefFormat finds it.
 //
 // The first rule that names a case decides. A rule that names two different cases is
-// casebook.ErrAmbiguousCase; none naming any is casebook.ErrNoCaseRef.
+// casebook.ErrAmbiguousCase; none naming any is casebook.ErrNoCaseRef; a reply token
+// that is genuine but expired is casebook.ErrTokenExpired.
 type Matcher struct {
 	ReplyAddress string
 	Tokens       *casebook.TokenSigner
@@ -41,11 +43,18 @@ type Matcher struct {
 // Match applies the rules to msg. Errors other than ErrAmbiguousCase and ErrNoCaseRef
 // come from Threads.
 func (m *Matcher) Match(ctx context.Context, msg *mail.Message) (Match, error) {
-	if cases := m.tokenCases(msg); len(cases) == 1 {
+	cases, expired := m.tokenCases(msg)
+	switch {
+	case len(cases) == 1:
 		return Match{CaseNumber: cases[0], By: MatchedByToken, Proven: true}, nil
-	} else if len(cases) > 1 {
+	case len(cases) > 1:
 		return Match{By: MatchedByToken}, fmt.Errorf("reply tokens: %w: %s and %s", casebook.ErrAmbiguousCase,
 			m.Refs.Format(cases[0]), m.Refs.Format(cases[1]))
+	case len(expired) > 0:
+		// A genuine but expired token is said so, never passed on to the subject rule,
+		// which would ask more of the sender and hide why the reply did not land.
+		return Match{CaseNumber: expired[0], By: MatchedByToken}, fmt.Errorf("reply token for %s: %w",
+			m.Refs.Format(expired[0]), casebook.ErrTokenExpired)
 	}
 	if m.Threads != nil {
 		// In-Reply-To names the parent; References lists the thread oldest first
@@ -70,14 +79,13 @@ func (m *Matcher) Match(ctx context.Context, msg *mail.Message) (Match, error) {
 	return Match{CaseNumber: n, By: MatchedBySubject}, nil
 }
 
-// tokenCases returns the distinct cases named by valid tokens. An invalid token (a
-// typo, a forgery, an old key) is skipped: it proves nothing, and the other rules may
-// still find the case.
-func (m *Matcher) tokenCases(msg *mail.Message) []int64 {
+// tokenCases returns the distinct cases named by valid tokens, and by genuine tokens
+// past their expiry. An invalid token (a typo, a forgery, an old key) is skipped: it
+// proves nothing, and the other rules may still find the case.
+func (m *Matcher) tokenCases(msg *mail.Message) (cases, expired []int64) {
 	if m.Tokens == nil || m.ReplyAddress == "" {
-		return nil
+		return nil, nil
 	}
-	var cases []int64
 	for _, list := range [][]string{msg.To, msg.Cc, msg.DeliveredTo, msg.XOriginalTo} {
 		for _, addr := range list {
 			tok := casebook.TokenFromAddress(m.ReplyAddress, addr)
@@ -85,13 +93,16 @@ func (m *Matcher) tokenCases(msg *mail.Message) []int64 {
 				continue
 			}
 			t, err := m.Tokens.Verify(tok)
-			if err != nil || slices.Contains(cases, t.CaseNumber) {
-				continue
+			switch {
+			case errors.Is(err, casebook.ErrTokenExpired):
+				expired = append(expired, t.CaseNumber)
+			case err != nil || slices.Contains(cases, t.CaseNumber):
+			default:
+				cases = append(cases, t.CaseNumber)
 			}
-			cases = append(cases, t.CaseNumber)
 		}
 	}
-	return cases
+	return cases, expired
 }
 
 // bracketed writes ids as the outbox keeps them, "<id>"; blank ids are left out so

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -42,12 +43,19 @@ func TestMatcher(t *testing.T) {
 		a, _ := casebook.PlusAddress(replyAddress, signer.Sign(casebook.ReplyToken{CaseNumber: c, UserID: 3}))
 		return a
 	}
+	expired := func(c int64) string {
+		a, _ := casebook.PlusAddress(replyAddress, signer.Sign(casebook.ReplyToken{CaseNumber: c, UserID: 3, Expires: time.Now().Add(-time.Hour)}))
+		return a
+	}
 	tests := []struct {
 		name string
 		msg  mail.Message
 		want ingest.Match
 		err  error
 	}{
+		{"expired token, never the subject rule", mail.Message{To: []string{expired(5)}, InReplyTo: []string{"a@support.example"}, Subject: "CASE-9"},
+			ingest.Match{CaseNumber: 5, By: ingest.MatchedByToken}, casebook.ErrTokenExpired},
+		{"expired token beside a valid one", mail.Message{To: []string{expired(5)}, Cc: []string{tok(6)}}, ingest.Match{CaseNumber: 6, By: ingest.MatchedByToken, Proven: true}, nil},
 		{"token in To", mail.Message{To: []string{tok(5)}, Subject: "CASE-9"}, ingest.Match{CaseNumber: 5, By: ingest.MatchedByToken, Proven: true}, nil},
 		{"token upper-cased by a server", mail.Message{XOriginalTo: []string{strings.ToUpper(tok(5))}}, ingest.Match{CaseNumber: 5, By: ingest.MatchedByToken, Proven: true}, nil},
 		{"same token twice", mail.Message{To: []string{tok(5)}, Cc: []string{tok(5)}}, ingest.Match{CaseNumber: 5, By: ingest.MatchedByToken, Proven: true}, nil},
@@ -142,7 +150,7 @@ func FuzzToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, caseNumber, userID int64, addr string, upper bool) {
 		// Tokens name real rows: case numbers up to MaxCaseNumber, user ids up to 2^62.
 		if caseNumber > 0 && caseNumber <= casebook.MaxCaseNumber && userID > 0 && userID <= 1<<62 {
-			want := casebook.ReplyToken{CaseNumber: caseNumber, UserID: userID}
+			want := casebook.ReplyToken{CaseNumber: caseNumber, UserID: userID, Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
 			plus, err := casebook.PlusAddress(replyAddress, signer.Sign(want))
 			if err != nil {
 				t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"casebook/casebook"
 	"casebook/ingest/mail"
+	"casebook/ingest/senderauth"
 )
 
 // ProcessorStore is what the processor needs from storage beyond casebook.Service.
@@ -21,10 +22,13 @@ type ProcessorStore interface {
 	// CaseNumbersByMessageIDs returns the cases whose outgoing mail carried one of
 	// ids (with angle brackets), in the order given.
 	CaseNumbersByMessageIDs(ctx context.Context, ids []string) ([]int64, error)
-	// AddQuarantine records a refused ("quarantined") or "ignored" message and
-	// advances u.Checkpoint in one transaction; a second record of the same
-	// (source, external id) keeps the first.
-	AddQuarantine(ctx context.Context, kind, reason string, u casebook.Update) (int64, error)
+	// AddQuarantine records a refused ("quarantined") or "ignored" message with its
+	// reason code and sentence, and advances u.Checkpoint in one transaction; a second
+	// record of the same (source, external id) keeps the first.
+	AddQuarantine(ctx context.Context, kind, code, reason string, u casebook.Update) (int64, error)
+	// UserByIdentity finds the user an address belongs to (ErrUserNotFound), to
+	// hold staff mail to a stricter rule.
+	UserByIdentity(ctx context.Context, kind casebook.IdentityKind, value string) (casebook.User, error)
 	// SaveCheckpoint advances a channel position on its own.
 	SaveCheckpoint(ctx context.Context, c casebook.Checkpoint) error
 }
@@ -43,7 +47,16 @@ type ProcessorOptions struct {
 	Tokens *casebook.TokenSigner
 	// Limits bound each message; MaxAttachmentSize defaults to the service's cap.
 	Limits mail.Limits
-	Logger *slog.Logger
+	// Verifier gives each mail its sender verdict; nil gives every mail none.
+	Verifier Verifier
+	// SenderAuth is how much the subject rule asks of the verdict [Strict].
+	SenderAuth SenderAuth
+	Logger     *slog.Logger
+}
+
+// Verifier gives a mail its sender verdict (senderauth.Verifier).
+type Verifier interface {
+	Verify(ctx context.Context, raw io.ReadSeeker) senderauth.Verdict
 }
 
 // MailProcessor is the Processor of the email channel: it handles one mail
@@ -71,6 +84,9 @@ func NewProcessor(svc *casebook.Service, st ProcessorStore, blobs RawStore, opts
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.SenderAuth == "" {
+		opts.SenderAuth = Strict
+	}
 	return &MailProcessor{svc: svc, st: st, blobs: blobs, opt: opts, log: opts.Logger}
 }
 
@@ -94,6 +110,7 @@ type Report struct {
 	MatchedBy   string
 	ExternalID  string
 	Attachments []mail.Attachment
+	SenderAuth  senderauth.Verdict
 }
 
 // Process implements Processor: see Handle.
@@ -137,20 +154,33 @@ func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSee
 		return rep, err
 	}
 	if perr != nil {
-		return p.refuse(ctx, loc, &rep, u, Quarantined, perr.Error())
+		return p.refuse(ctx, loc, &rep, u, Quarantined, CodeOf(perr), perr.Error())
 	}
 	if msg.AutoReply != "" {
-		return p.refuse(ctx, loc, &rep, u, Ignored, "auto-reply or bounce: "+msg.AutoReply)
+		return p.refuse(ctx, loc, &rep, u, Ignored, CodeAutoReply, "auto-reply or bounce: "+msg.AutoReply)
 	}
+	rep.SenderAuth = p.verdict(ctx, raw)
+	u.Meta["sender_auth"] = string(rep.SenderAuth.Result)
+	u.Meta["sender_auth_method"] = rep.SenderAuth.Method
+	u.Meta["sender_auth_domain"] = rep.SenderAuth.Domain
 
 	m, err := p.matcher().Match(ctx, msg)
 	rep.CaseNumber, rep.MatchedBy = m.CaseNumber, m.By
 	u.CaseNumber = m.CaseNumber
 	u.ProvenRecipient = m.Proven
 	u.Meta["matched_by"] = m.By
+	if err != nil && !isMessageProblem(err) {
+		return rep, fmt.Errorf("process message: %w", err)
+	}
+	if rep.SenderAuth.Result == senderauth.Fail {
+		return p.refuse(ctx, loc, &rep, u, Quarantined, CodeSenderNotVerified, p.reason(ErrSenderNotVerified, msg, m, rep.SenderAuth))
+	}
 	if err != nil {
+		return p.refuse(ctx, loc, &rep, u, Quarantined, CodeOf(err), p.reason(err, msg, m, rep.SenderAuth))
+	}
+	if err := p.checkSender(ctx, msg, m, rep.SenderAuth); err != nil {
 		if isMessageProblem(err) {
-			return p.refuse(ctx, loc, &rep, u, Quarantined, p.reason(err, msg, m))
+			return p.refuse(ctx, loc, &rep, u, Quarantined, CodeOf(err), p.reason(err, msg, m, rep.SenderAuth))
 		}
 		return rep, fmt.Errorf("process message: %w", err)
 	}
@@ -158,7 +188,7 @@ func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSee
 	out, err := p.svc.AddUpdate(ctx, u)
 	if err != nil {
 		if isMessageProblem(err) {
-			return p.refuse(ctx, loc, &rep, u, Quarantined, p.reason(err, msg, m))
+			return p.refuse(ctx, loc, &rep, u, Quarantined, CodeOf(err), p.reason(err, msg, m, rep.SenderAuth))
 		}
 		return rep, fmt.Errorf("process message: %w", err)
 	}
@@ -243,7 +273,7 @@ func (p *MailProcessor) Quarantine(ctx context.Context, loc Location, raw io.Rea
 	if err != nil {
 		return Result{}, err
 	}
-	rep, err = p.refuse(ctx, loc, &rep, u, Quarantined, reason)
+	rep, err = p.refuse(ctx, loc, &rep, u, Quarantined, CodeFailedRepeatedly, reason)
 	return rep.Result, err
 }
 
@@ -291,27 +321,40 @@ func (p *MailProcessor) digest(raw io.ReadSeeker) (string, error) {
 
 // refuse records a quarantined or ignored message with the mailbox position, and logs
 // it once with its reason.
-func (p *MailProcessor) refuse(ctx context.Context, loc Location, rep *Report, u casebook.Update, d Disposition, reason string) (Report, error) {
+func (p *MailProcessor) refuse(ctx context.Context, loc Location, rep *Report, u casebook.Update, d Disposition, code Code, reason string) (Report, error) {
 	u.Files = nil
-	if _, err := p.st.AddQuarantine(ctx, string(d), reason, u); err != nil {
+	if _, err := p.st.AddQuarantine(ctx, string(d), string(code), reason, u); err != nil {
 		return *rep, fmt.Errorf("process message: %w", err)
 	}
-	rep.Result = Result{Disposition: d, Reason: reason}
+	rep.Result = Result{Disposition: d, Code: code, Reason: reason}
 	if u.CaseNumber > 0 {
 		rep.Result.Case = p.svc.Refs().Format(u.CaseNumber)
 	}
-	p.log.InfoContext(ctx, "mail "+string(d), "reason", reason, "mailbox", loc.Mailbox, "uid", loc.UID,
+	p.log.InfoContext(ctx, "mail "+string(d), "reason_code", string(code), "reason", reason, "mailbox", loc.Mailbox, "uid", loc.UID,
 		"external_id", u.ExternalID, "case", rep.Result.Case, "from", u.Author.Value)
 	return *rep, nil
 }
 
 // reason words a refusal for the person who works the quarantine.
-func (p *MailProcessor) reason(err error, msg *mail.Message, m Match) string {
+func (p *MailProcessor) reason(err error, msg *mail.Message, m Match, v senderauth.Verdict) string {
 	ref := p.svc.Refs().Format(m.CaseNumber)
 	var inf *casebook.InfectedError
 	switch {
+	case errors.Is(err, ErrSenderNotVerified) && v.Result == senderauth.Fail:
+		return fmt.Sprintf("the sender %s failed authentication (%s for %s): the From address is forged, or the mail was changed on its way",
+			msg.From.Address, v.Method, v.Domain)
+	case errors.Is(err, ErrSenderNotVerified) && errors.Is(err, errStaffSender):
+		return fmt.Sprintf("the sender %s is staff, and mail from staff must pass sender authentication (verdict %s); staff write through the web page or `casebook case reply`",
+			msg.From.Address, v.Result)
+	case errors.Is(err, ErrSenderNotVerified):
+		return fmt.Sprintf("the subject names %s, but the sender %s could not be verified (verdict %s) and the subject rule needs a pass (--sender-auth strict)",
+			ref, msg.From.Address, v.Result)
+	case errors.Is(err, casebook.ErrTokenExpired):
+		return fmt.Sprintf("the reply token names %s but has expired: the customer answered a case mail older than --reply-token-ttl", ref)
+	case errors.Is(err, casebook.ErrFileTypeNotAllowed):
+		return fmt.Sprintf("a file is a program, a script or a web page, which no channel accepts (%v)", err)
 	case errors.As(err, &inf):
-		return fmt.Sprintf("%s: %s found in %q", ReasonMalware, inf.Signature, inf.File)
+		return fmt.Sprintf("%s: %s found in %q", CodeMalware, inf.Signature, inf.File)
 	case errors.Is(err, casebook.ErrUserDisabled):
 		return fmt.Sprintf("the sender %s names %s, but their casebook account is disabled", msg.From.Address, ref)
 	case errors.Is(err, casebook.ErrNoCaseRef):
@@ -338,26 +381,10 @@ func ruleName(by string) string {
 	return "subject"
 }
 
-// ReasonMalware begins the quarantine reason of a mail with an infected attachment;
-// the signature and the file's name follow.
-const ReasonMalware = "malware"
-
 // isMessageProblem tells errors about the message (quarantine it) from errors about
 // the infrastructure (try again later). casebook.ErrScanUnavailable is the
 // infrastructure's: the mail waits in the mailbox until the scanner answers.
-func isMessageProblem(err error) bool {
-	for _, target := range []error{
-		mail.ErrMalformed, mail.ErrLimit,
-		casebook.ErrCaseNotFound, casebook.ErrAmbiguousCase, casebook.ErrNoCaseRef, casebook.ErrNotAllowed, casebook.ErrUserDisabled,
-		casebook.ErrCaseClosed, casebook.ErrTooLarge, casebook.ErrTooManyFiles, casebook.ErrInvalidInput,
-		casebook.ErrInfected,
-	} {
-		if errors.Is(err, target) {
-			return true
-		}
-	}
-	return false
-}
+func isMessageProblem(err error) bool { return CodeOf(err) != CodeOther }
 
 // ExternalID is the idempotency key of a mail: the digest of its content without
 // trace fields, with its Message-ID. The Message-ID alone would not do (senders reuse

@@ -21,6 +21,7 @@ import (
 	"casebook/casebook/postgres/pgtest"
 	"casebook/ingest"
 	"casebook/ingest/mail"
+	"casebook/ingest/senderauth"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -82,8 +83,17 @@ func newFixture(t testing.TB, lim mail.Limits) *fixture {
 		t.Fatal(err)
 	}
 	f.svc = casebook.NewService(f.st, f.blobs, casebook.Options{MaxFileSize: lim.MaxAttachmentSize})
-	f.p = ingest.NewProcessor(f.svc, f.st, f.blobs, ingest.ProcessorOptions{ReplyAddress: replyAddress, Tokens: f.signer, Limits: lim})
+	f.p = ingest.NewProcessor(f.svc, f.st, f.blobs, ingest.ProcessorOptions{ReplyAddress: replyAddress, Tokens: f.signer, Limits: lim,
+		Verifier: senderauth.New(senderauth.Options{TrustedIDs: []string{trustedID}})})
 	return f
+}
+
+// trustedID is the receiving server the fixture's processor believes.
+const trustedID = "mx.support.example"
+
+// passed is the trusted server's word that mail from domain passed DMARC.
+func passed(domain string) string {
+	return "Authentication-Results: " + trustedID + "; dkim=pass header.d=" + domain + "; dmarc=pass (p=reject) header.from=" + domain
 }
 
 func (f *fixture) ref() string { return casebook.DefaultRefFormat.Format(f.c.Number) }
@@ -160,7 +170,7 @@ func TestProcess(t *testing.T) {
 		{
 			name: "valid reply token from outside the org",
 			msg:  msg{headers: []string{"From: mallory@other.example", "Cc: " + tok, "Subject: hi", "Message-ID: <r3@other.example>"}, body: "x"},
-			want: ingest.Result{Disposition: ingest.Quarantined, Case: ref}, matchedBy: ingest.MatchedByToken,
+			want: ingest.Result{Disposition: ingest.Quarantined, Code: ingest.CodeNotAllowed, Case: ref}, matchedBy: ingest.MatchedByToken,
 		},
 		{
 			name: "threading from an unregistered address of the org's domain",
@@ -176,54 +186,54 @@ func TestProcess(t *testing.T) {
 		},
 		{
 			name: "subject from a registered contact",
-			msg:  msg{headers: []string{"From: ALICE@acme.example", "To: support@support.example", "Subject: AW: [" + strings.ToLower(ref) + "] scans", "Message-ID: <r6@acme.example>"}, body: "x"},
+			msg:  msg{headers: []string{passed("acme.example"), "From: ALICE@acme.example", "To: support@support.example", "Subject: AW: [" + strings.ToLower(ref) + "] scans", "Message-ID: <r6@acme.example>"}, body: "x"},
 			want: ingest.Result{Disposition: ingest.Processed, Case: ref}, matchedBy: ingest.MatchedBySubject,
 		},
 		{
 			name: "subject from an unregistered address of the org's domain",
-			msg:  msg{headers: []string{"From: dave@acme.example", "To: support@support.example", "Subject: Re: " + ref, "Message-ID: <r7@acme.example>"}, body: "x"},
-			want: ingest.Result{Disposition: ingest.Quarantined, Case: ref}, matchedBy: ingest.MatchedBySubject,
+			msg:  msg{headers: []string{passed("acme.example"), "From: dave@acme.example", "To: support@support.example", "Subject: Re: " + ref, "Message-ID: <r7@acme.example>"}, body: "x"},
+			want: ingest.Result{Disposition: ingest.Quarantined, Code: ingest.CodeNotAllowed, Case: ref}, matchedBy: ingest.MatchedBySubject,
 		},
 		{
 			name: "subject from a stranger who knows the case number",
-			msg:  msg{headers: []string{"From: mallory@other.example", "To: support@support.example", "Subject: Re: " + ref, "Message-ID: <r8@other.example>"}, body: "x", files: []file{{"x.pdf", "application/pdf", pdf}}},
-			want: ingest.Result{Disposition: ingest.Quarantined, Case: ref}, matchedBy: ingest.MatchedBySubject,
+			msg:  msg{headers: []string{passed("other.example"), "From: mallory@other.example", "To: support@support.example", "Subject: Re: " + ref, "Message-ID: <r8@other.example>"}, body: "x", files: []file{{"x.pdf", "application/pdf", pdf}}},
+			want: ingest.Result{Disposition: ingest.Quarantined, Code: ingest.CodeNotAllowed, Case: ref}, matchedBy: ingest.MatchedBySubject,
 		},
 		{
 			name: "forged token falls through to the subject",
 			msg: msg{headers: []string{"From: mallory@other.example", "To: support+aaaaaaaaaaaaaaaaaaaaaaaa@support.example",
 				"Subject: " + ref, "Message-ID: <r9@other.example>"}, body: "x"},
-			want: ingest.Result{Disposition: ingest.Quarantined, Case: ref}, matchedBy: ingest.MatchedBySubject,
+			want: ingest.Result{Disposition: ingest.Quarantined, Code: ingest.CodeSenderNotVerified, Case: ref}, matchedBy: ingest.MatchedBySubject,
 		},
 		{
 			name: "unknown case",
-			msg:  msg{headers: []string{"From: alice@acme.example", "Subject: Re: CASE-999999", "Message-ID: <r10@acme.example>"}, body: "x"},
-			want: ingest.Result{Disposition: ingest.Quarantined, Case: "CASE-999999"}, matchedBy: ingest.MatchedBySubject,
+			msg:  msg{headers: []string{passed("acme.example"), "From: alice@acme.example", "Subject: Re: CASE-999999", "Message-ID: <r10@acme.example>"}, body: "x"},
+			want: ingest.Result{Disposition: ingest.Quarantined, Code: ingest.CodeCaseNotFound, Case: "CASE-999999"}, matchedBy: ingest.MatchedBySubject,
 		},
 		{
 			name: "two cases named",
 			msg:  msg{headers: []string{"From: alice@acme.example", "Subject: " + ref + " and CASE-999999", "Message-ID: <r11@acme.example>"}, body: "x"},
-			want: ingest.Result{Disposition: ingest.Quarantined}, matchedBy: ingest.MatchedBySubject,
+			want: ingest.Result{Disposition: ingest.Quarantined, Code: ingest.CodeAmbiguousCase}, matchedBy: ingest.MatchedBySubject,
 		},
 		{
 			name: "no case at all, blank In-Reply-To",
 			msg:  msg{headers: []string{"From: alice@acme.example", "Subject: hello", "In-Reply-To: <>", "Message-ID: <r12@acme.example>"}, body: "x"},
-			want: ingest.Result{Disposition: ingest.Quarantined}, matchedBy: ingest.MatchedBySubject,
+			want: ingest.Result{Disposition: ingest.Quarantined, Code: ingest.CodeNoCaseRef}, matchedBy: ingest.MatchedBySubject,
 		},
 		{
 			name: "out of office",
 			msg:  msg{headers: []string{"From: alice@acme.example", "To: " + tok, "Auto-Submitted: auto-replied", "Subject: Out of office: " + ref, "Message-ID: <r13@acme.example>"}, body: "away"},
-			want: ingest.Result{Disposition: ingest.Ignored},
+			want: ingest.Result{Disposition: ingest.Ignored, Code: ingest.CodeAutoReply},
 		},
 		{
 			name: "bounce",
 			msg:  msg{headers: []string{"Return-Path: <>", "From: MAILER-DAEMON@mx.acme.example", "Subject: Undelivered: " + ref, "Message-ID: <r14@mx.acme.example>"}, body: "failed"},
-			want: ingest.Result{Disposition: ingest.Ignored},
+			want: ingest.Result{Disposition: ingest.Ignored, Code: ingest.CodeAutoReply},
 		},
 		{
 			name: "attachment over the limit",
 			msg:  msg{headers: []string{"From: alice@acme.example", "To: " + tok, "Subject: big", "Message-ID: <r15@acme.example>"}, body: "x", files: []file{{"big.bin", "application/octet-stream", make([]byte, 1<<20+1)}}},
-			want: ingest.Result{Disposition: ingest.Quarantined}, matchedBy: "",
+			want: ingest.Result{Disposition: ingest.Quarantined, Code: ingest.CodeOverLimit}, matchedBy: "",
 		},
 		{
 			name: "too many parts",
@@ -235,7 +245,7 @@ func TestProcess(t *testing.T) {
 					}
 					return fs
 				}()},
-			want: ingest.Result{Disposition: ingest.Quarantined},
+			want: ingest.Result{Disposition: ingest.Quarantined, Code: ingest.CodeOverLimit},
 		},
 	}
 	for i, tt := range tests {
@@ -293,8 +303,9 @@ func TestProcess(t *testing.T) {
 					found = &items[i]
 				}
 			}
-			if found == nil || found.Kind != string(tt.want.Disposition) || found.Reason == "" || found.RawBlob == "" {
-				t.Fatalf("quarantine row %+v, want kind %s with reason and raw blob", found, tt.want.Disposition)
+			if found == nil || found.Kind != string(tt.want.Disposition) || found.Reason == "" || found.RawBlob == "" ||
+				found.ReasonCode != string(tt.want.Code) {
+				t.Fatalf("quarantine row %+v, want kind %s with reason code %s, reason and raw blob", found, tt.want.Disposition, tt.want.Code)
 			}
 			rc, err := f.blobs.Open(ctx, found.RawBlob)
 			if err != nil {
@@ -465,7 +476,7 @@ func TestQuarantinePoisonMessage(t *testing.T) {
 	m := msg{headers: []string{"From: alice@acme.example", "To: " + f.tokenAddress(t, f.c.Number, f.contact.ID), "Subject: crashes us", "Message-ID: <poison@acme.example>"}, body: "x"}
 	loc := ingest.Location{Mailbox: "INBOX", UIDValidity: 3, UID: 42}
 	res, err := f.p.Quarantine(ctx, loc, bytes.NewReader(m.bytes()), "failed 3 times: boom")
-	if err != nil || res.Disposition != ingest.Quarantined || res.Reason != "failed 3 times: boom" {
+	if err != nil || res.Disposition != ingest.Quarantined || res.Code != ingest.CodeFailedRepeatedly || res.Reason != "failed 3 times: boom" {
 		t.Fatalf("%+v, %v", res, err)
 	}
 	items, err := f.st.Quarantine(ctx, postgres.QuarantineFilter{})

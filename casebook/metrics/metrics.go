@@ -135,6 +135,7 @@ var reasons = []struct {
 	{casebook.ErrCaseClosed, "case_closed"},
 	{casebook.ErrTooLarge, "too_large"},
 	{casebook.ErrTooManyFiles, "too_many_files"},
+	{casebook.ErrFileTypeNotAllowed, "file_type_not_allowed"},
 	{casebook.ErrInvalidInput, "invalid_input"},
 	{casebook.ErrInfected, "malware"},
 	{casebook.ErrScanUnavailable, "scan_unavailable"},

@@ -142,7 +142,9 @@ func (c *composer) compose(e casebook.OutboxEntry, date time.Time) (composed, er
 			return composed{}, fmt.Errorf("%w: case email needs --reply-address and --token-key", errCompose)
 		}
 		d.Link = c.baseURL + "/cases/" + url.PathEscape(d.Case)
-		token := c.signer.Sign(casebook.ReplyToken{CaseNumber: e.CaseNumber, UserID: *e.UserID})
+		// The token's life starts with the mail's Date, so a composed mail is the same
+		// whenever it is composed again.
+		token := c.signer.Sign(casebook.ReplyToken{CaseNumber: e.CaseNumber, UserID: *e.UserID, Expires: date.Add(c.signer.TTL())})
 		reply, err := casebook.PlusAddress(c.replyAddress, token)
 		if err != nil {
 			return composed{}, fmt.Errorf("%w: %w", errCompose, err)

@@ -15,6 +15,7 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"casebook/casebook"
 	"casebook/casebook/blob"
@@ -308,8 +309,12 @@ func TestSendsEachKind(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Reply-To %s: %v", rt[0].Address, err)
 				}
-				if diff := cmp.Diff(casebook.ReplyToken{CaseNumber: f.c.Number, UserID: f.requester.ID}, got); diff != "" {
+				if diff := cmp.Diff(casebook.ReplyToken{CaseNumber: f.c.Number, UserID: f.requester.ID}, got,
+					cmpopts.IgnoreFields(casebook.ReplyToken{}, "Expires")); diff != "" {
 					t.Errorf("reply token (-want +got):\n%s", diff)
+				}
+				if d := time.Until(got.Expires) - casebook.DefaultTokenTTL; d < -time.Minute || d > time.Hour {
+					t.Errorf("reply token expires %v, want %v from now", got.Expires, casebook.DefaultTokenTTL)
 				}
 			},
 		},

@@ -25,6 +25,7 @@ type QuarantineItem struct {
 	Kind       string            `db:"kind" json:"kind"`
 	Source     casebook.Source   `db:"source" json:"source"`
 	ExternalID string            `db:"external_id" json:"external_id"`
+	ReasonCode string            `db:"reason_code" json:"reason_code"`
 	Reason     string            `db:"reason" json:"reason"`
 	MessageID  string            `db:"message_id" json:"message_id"`
 	Sender     string            `db:"sender" json:"from"`
@@ -40,15 +41,15 @@ type QuarantineItem struct {
 	ResolvedAt *time.Time        `db:"resolved_at" json:"resolved_at"`
 }
 
-const quarantineColumns = `id, kind, source, external_id, reason, message_id, sender, subject, case_number,
+const quarantineColumns = `id, kind, source, external_id, reason_code, reason, message_id, sender, subject, case_number,
 	raw_blob, body, meta, status, update_id, created_at, resolved_at`
 
-// AddQuarantine records u, an update that was refused or ignored, with its reason,
-// and advances u.Checkpoint in the same transaction, so that the channel moves past
+// AddQuarantine records u, an update that was refused or ignored, with its reason
+// code and sentence, and advances u.Checkpoint in the same transaction, so that the channel moves past
 // the message exactly when the record of it exists. u.Meta's "message_id", "subject"
 // and "raw_blob" fill their columns. Recording the same (source, external id) twice
 // keeps the first row and returns its id.
-func (s *Store) AddQuarantine(ctx context.Context, kind, reason string, u casebook.Update) (int64, error) {
+func (s *Store) AddQuarantine(ctx context.Context, kind, code, reason string, u casebook.Update) (int64, error) {
 	meta, err := json.Marshal(u.Meta)
 	if err != nil || u.Meta == nil {
 		meta = []byte("{}")
@@ -59,12 +60,12 @@ func (s *Store) AddQuarantine(ctx context.Context, kind, reason string, u casebo
 	}
 	var id int64
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		err := tx.GetContext(ctx, &id, `INSERT INTO quarantine (kind, source, external_id, reason, message_id, sender, subject,
+		err := tx.GetContext(ctx, &id, `INSERT INTO quarantine (kind, source, external_id, reason_code, reason, message_id, sender, subject,
 			case_number, raw_blob, body, meta)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (source, external_id) DO UPDATE SET source = EXCLUDED.source
 			RETURNING id`,
-			kind, u.Source, u.ExternalID, reason, u.Meta["message_id"], u.Author.Value, u.Meta["subject"],
+			kind, u.Source, u.ExternalID, code, reason, u.Meta["message_id"], u.Author.Value, u.Meta["subject"],
 			caseNumber, u.Meta["raw_blob"], u.Body, string(meta))
 		if err != nil {
 			return err

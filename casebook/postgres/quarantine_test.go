@@ -20,7 +20,7 @@ func TestQuarantine(t *testing.T) {
 		Meta:       map[string]string{"message_id": "m@x", "subject": "Re: CASE-1", "raw_blob": "k", "matched_by": "subject"},
 		Checkpoint: &cp,
 	}
-	id, err := f.st.AddQuarantine(ctx, postgres.QuarantineKindQuarantined, "not allowed", u)
+	id, err := f.st.AddQuarantine(ctx, postgres.QuarantineKindQuarantined, "not_allowed", "not allowed", u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,13 +28,13 @@ func TestQuarantine(t *testing.T) {
 	cp2 := cp
 	cp2.Value = "10"
 	u.Checkpoint = &cp2
-	if again, err := f.st.AddQuarantine(ctx, postgres.QuarantineKindQuarantined, "not allowed", u); err != nil || again != id {
+	if again, err := f.st.AddQuarantine(ctx, postgres.QuarantineKindQuarantined, "not_allowed", "not allowed", u); err != nil || again != id {
 		t.Fatalf("second record: %d, %v; want %d", again, err, id)
 	}
 	if v, _ := f.st.Checkpoint(ctx, "imap", cp.Key); v != "10" {
 		t.Errorf("checkpoint %q, want 10", v)
 	}
-	if _, err := f.st.AddQuarantine(ctx, postgres.QuarantineKindIgnored, "auto-reply", casebook.Update{Source: casebook.SourceEmail, ExternalID: "ooo"}); err != nil {
+	if _, err := f.st.AddQuarantine(ctx, postgres.QuarantineKindIgnored, "auto_reply", "auto-reply", casebook.Update{Source: casebook.SourceEmail, ExternalID: "ooo"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -42,7 +42,7 @@ func TestQuarantine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := postgres.QuarantineItem{ID: id, Kind: "quarantined", Source: casebook.SourceEmail, ExternalID: "abc <m@x>", Reason: "not allowed",
+	want := postgres.QuarantineItem{ID: id, Kind: "quarantined", Source: casebook.SourceEmail, ExternalID: "abc <m@x>", ReasonCode: "not_allowed", Reason: "not allowed",
 		MessageID: "m@x", Sender: "eve@other.test", Subject: "Re: CASE-1", CaseNumber: &f.c.Number, RawBlob: "k", Body: "hello",
 		Meta: u.Meta, Status: "pending"}
 	if diff := cmp.Diff(want, it, cmp.FilterPath(func(p cmp.Path) bool {

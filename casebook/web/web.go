@@ -126,8 +126,6 @@ type Options struct {
 	// UploadTimeout is the whole deadline of one upload, body included [10 min]: a
 	// client that stalls cannot hold an update (and its stored blobs) open at will.
 	UploadTimeout time.Duration
-	// AllowedTypes are the sniffed media types an upload may have [DefaultAllowedTypes].
-	AllowedTypes []string
 	// Refs formats case references.
 	Refs casebook.RefFormat
 	// MessageIDDomain names the Message-IDs of temporary-password mails.
@@ -163,22 +161,6 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// DefaultAllowedTypes are the uploads a health-care support case needs: documents,
-// images, scans (DICOM) and plain text. Executables, archives, HTML and SVG (which can
-// carry script) are refused.
-var DefaultAllowedTypes = []string{
-	"application/pdf",
-	"image/png", "image/jpeg", "image/gif", "image/webp", "image/heic", "image/heif", "image/tiff", "image/bmp",
-	"application/dicom",
-	"text/plain", "text/csv",
-	"application/rtf", "text/rtf",
-	"application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-	"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-	"application/vnd.openxmlformats-officedocument.presentationml.presentation",
-	"application/msword", "application/vnd.ms-excel",
-	"application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
-}
-
 // Server is the web page.
 type Server struct {
 	store    Store
@@ -188,7 +170,6 @@ type Server struct {
 	log      *slog.Logger
 	pages    *pages
 	sessions *scs.SessionManager
-	allowed  map[string]bool
 	hsts     bool
 	handler  http.Handler
 	routes   []string
@@ -218,9 +199,6 @@ func New(store Store, writer Writer, blobs BlobOpener, opt Options) (*Server, er
 	}
 	if opt.UploadTimeout <= 0 {
 		opt.UploadTimeout = 10 * time.Minute
-	}
-	if opt.AllowedTypes == nil {
-		opt.AllowedTypes = DefaultAllowedTypes
 	}
 	if opt.Hasher == nil {
 		opt.Hasher = password.NewHasher(password.DefaultParams, 4)
@@ -262,13 +240,10 @@ func New(store Store, writer Writer, blobs BlobOpener, opt Options) (*Server, er
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{store: store, writer: writer, blobs: blobs, opt: opt, log: opt.Logger, pages: p, allowed: map[string]bool{},
+	s := &Server{store: store, writer: writer, blobs: blobs, opt: opt, log: opt.Logger, pages: p,
 		audits: &auditBatcher{write: store.AuditBatch}, resets: make(chan struct{}, 1), locks: lockSet{memory: opt.LockMemory}}
 	if s.box, err = newSecretBox(opt.MFAKey); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
-	}
-	for _, t := range opt.AllowedTypes {
-		s.allowed[t] = true
 	}
 	if u, _ := url.Parse(opt.BaseURL); u != nil && u.Scheme == "https" {
 		s.hsts = true

@@ -43,13 +43,13 @@ func TestIngestMailbox(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := srv.Append("Archive", raw, dates[i]); err != nil {
+		if err := srv.Append("Archive", demo.Stamp(raw, "acme.example"), dates[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	account := url.URL{Scheme: "imap", User: url.UserPassword(srv.User, srv.Password), Host: srv.Addr, Path: "/INBOX", RawQuery: "tls=none"}
 	args := []string{"ingest", "--mailbox", "Archive", "--since", "2026-01-01", "--imap", account.String(),
-		"--database-url", db, "--data-dir", t.TempDir(), "--imap-spool-dir", t.TempDir()}
+		"--database-url", db, "--data-dir", t.TempDir(), "--imap-spool-dir", t.TempDir(), "--trusted-authserv-id", demo.AuthservID}
 
 	var stdout, stderr bytes.Buffer
 	if code := run(ctx, args, &stdout, &stderr); code != 0 {

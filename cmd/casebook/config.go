@@ -4,11 +4,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strings"
-
-	"casebook/casebook/clamav"
 	"time"
+
+	"casebook/casebook"
+	"casebook/casebook/clamav"
+	"casebook/ingest"
 )
 
 // Config is everything casebook is configured with. It is filled from flags and
@@ -48,6 +51,11 @@ type Config struct {
 	// AuditKeyFile names the file holding the audit chain's HMAC key, which must not
 	// live in the database.
 	AuditKeyFile string
+	// AllowedTypes, comma-separated, narrows the sniffed media types files may have on
+	// every channel; programs and scripts are refused whatever it says.
+	AllowedTypes string
+	// ReplyTokenTTL is how long a reply token in case mail stays valid.
+	ReplyTokenTTL time.Duration
 	// Web holds the web page's settings (web.go).
 	Web WebConfig
 	// Mail holds the email channel's limits on one message (ingest.go).
@@ -84,6 +92,8 @@ func (c *Config) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Clamd, "clamd", "", "malware scanner: tcp://127.0.0.1:3310 or unix:///run/clamav/clamd.ctl; empty stores files unscanned")
 	fs.StringVar(&c.ScanUnavailable, "scan-unavailable", scanBlock, "while clamd cannot answer: block (refuse files; mail waits) or allow (store them unscanned, with a warning)")
 	fs.StringVar(&c.AuditKeyFile, "audit-key-file", "", "file holding the audit log's HMAC key (at least 32 bytes), kept outside the database")
+	fs.StringVar(&c.AllowedTypes, "allowed-types", "", "comma-separated media types files may have on every channel, e.g. application/pdf,image/png (default: all but programs and scripts)")
+	fs.DurationVar(&c.ReplyTokenTTL, "reply-token-ttl", casebook.DefaultTokenTTL, "how long the reply token of a case mail stays valid")
 }
 
 // The values of --scan-unavailable.
@@ -118,10 +128,42 @@ func (c *Config) Validate() error {
 	if c.ScanUnavailable != scanBlock && c.ScanUnavailable != scanAllow {
 		errs = append(errs, fmt.Errorf("--scan-unavailable %q must be %s or %s", c.ScanUnavailable, scanBlock, scanAllow))
 	}
+	if c.Mail.SenderAuth != "" {
+		if _, err := ingest.ParseSenderAuth(c.Mail.SenderAuth); err != nil {
+			errs = append(errs, fmt.Errorf("--sender-auth (CASEBOOK_SENDER_AUTH): %w", err))
+		}
+	}
+	if r := c.Mail.DNSResolver; r != "" {
+		if _, port, err := net.SplitHostPort(r); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("--dns-resolver (CASEBOOK_DNS_RESOLVER) %q is not HOST:PORT like 127.0.0.1:53", r))
+		}
+	}
+	if c.ReplyTokenTTL <= 0 {
+		errs = append(errs, errors.New("--reply-token-ttl must be positive"))
+	}
+	for _, t := range c.allowedTypes() {
+		if !strings.Contains(t, "/") {
+			errs = append(errs, fmt.Errorf("--allowed-types: %q is not a media type like application/pdf", t))
+		}
+	}
 	if c.ReplyAddress != "" && !strings.Contains(strings.TrimPrefix(c.ReplyAddress, "@"), "@") {
 		errs = append(errs, fmt.Errorf("--reply-address %q is not an address like support@example.com", c.ReplyAddress))
 	}
 	return errors.Join(errs...)
+}
+
+// allowedTypes splits --allowed-types; nil when it is empty.
+func (c *Config) allowedTypes() []string { return splitList(c.AllowedTypes) }
+
+// splitList splits a comma-separated flag, lower-cased, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.ToLower(strings.TrimSpace(item)); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // parseFlags parses args with flags and positionals in any order, then fills every flag

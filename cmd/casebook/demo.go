@@ -232,6 +232,10 @@ func (a *app) demoConfig(imapSrv *demo.IMAPServer, sink *demo.SMTPSink) error {
 	if c.ReplyAddress == "" {
 		c.ReplyAddress = demoSupport
 	}
+	if c.Mail.TrustedAuthservIDs == "" {
+		// The demo's replies carry a verdict the demo believes.
+		c.Mail.TrustedAuthservIDs = demo.AuthservID
+	}
 	if c.TokenKey == "" {
 		// A fresh key each run: the demo's reply tokens need not outlive it.
 		c.TokenKey = rand.Text() + rand.Text()
@@ -294,6 +298,7 @@ func deliverDemoMail(imapSrv *demo.IMAPServer, cases []demo.Case, own [][]byte) 
 		if err != nil {
 			return 0, err
 		}
+		raw = demo.Stamp(raw, demoDomain)
 		if err := imapSrv.Append("INBOX", raw, at); err != nil {
 			return 0, err
 		}

@@ -21,6 +21,7 @@ import (
 
 	"casebook/casebook/postgres"
 	"casebook/casebook/postgres/pgtest"
+	"casebook/ingest/senderauth/dnstest"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while run writes the log into it.
@@ -197,6 +198,7 @@ type runningDemo struct {
 func startDemo(t *testing.T, args ...string) *runningDemo {
 	t.Helper()
 	admin := pgtest.URL(t) // skips, or fails in CI, without PostgreSQL
+	t.Setenv("CASEBOOK_DNS_RESOLVER", dnstest.Start(t).Addr)
 	name := "casebook_demo_test_" + strings.ToLower(filepath.Base(t.TempDir()))
 	name = strings.NewReplacer("-", "_", ".", "_").Replace(name)
 	t.Cleanup(func() { dropTestDatabase(t, admin, name) })

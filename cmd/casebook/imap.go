@@ -44,8 +44,11 @@ var (
 )
 
 func (p imapProcessor) Quarantine(ctx context.Context, loc ingest.Location, raw io.ReadSeeker, reason string) (ingest.Result, error) {
-	p.m.Quarantined("failed_repeatedly")
-	return p.mail.Quarantine(ctx, loc, raw, reason)
+	r, err := p.mail.Quarantine(ctx, loc, raw, reason)
+	if err == nil {
+		p.m.Quarantined(string(r.Code))
+	}
+	return r, err
 }
 
 // imapComponents runs one poller per --imap mailbox.

@@ -17,6 +17,7 @@ import (
 	"casebook/casebook/postgres"
 	"casebook/ingest"
 	"casebook/ingest/mail"
+	"casebook/ingest/senderauth"
 )
 
 // MailConfig is the email channel's part of Config: the limits on one message. The
@@ -26,13 +27,24 @@ type MailConfig struct {
 	MaxParts       int
 	MaxDepth       int
 	MaxHeaderBytes int64
+	// TrustedAuthservIDs, comma-separated, are the receiving servers whose
+	// Authentication-Results casebook believes.
+	TrustedAuthservIDs string
+	// DNSResolver is HOST:PORT of the DNS server for DKIM and DMARC lookups; "" is
+	// the system's.
+	DNSResolver string
+	// SenderAuth is strict or lenient (ingest.SenderAuth).
+	SenderAuth string
 }
 
 func (c *Config) mailFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Mail.MaxMessageSize, "max-message-size", mail.DefaultMaxMessageSize, "largest mail in bytes; larger mail is quarantined")
 	fs.IntVar(&c.Mail.MaxParts, "max-mime-parts", mail.DefaultMaxParts, "most MIME parts in one mail")
 	fs.IntVar(&c.Mail.MaxDepth, "max-mime-depth", mail.DefaultMaxDepth, "deepest nesting of MIME multiparts")
-	fs.Int64Var(&c.Mail.MaxHeaderBytes, "max-header-size", mail.DefaultMaxHeaderBytes, "largest mail header block in bytes")
+	fs.Int64Var(&c.Mail.MaxHeaderBytes, "max-header-size", mail.DefaultMaxHeaderBytes, "largest mail header block in bytes, the top one and each MIME part's")
+	fs.StringVar(&c.Mail.TrustedAuthservIDs, "trusted-authserv-id", "", "comma-separated authserv-ids whose Authentication-Results are believed, e.g. mx.google.com ("+senderauth.MicrosoftID+" for Microsoft 365, *.messagingengine.com for Fastmail)")
+	fs.StringVar(&c.Mail.DNSResolver, "dns-resolver", "", "HOST:PORT of the DNS server for DKIM and DMARC lookups (default: the system's)")
+	fs.StringVar(&c.Mail.SenderAuth, "sender-auth", string(ingest.Strict), "strict: the subject rule needs a sender that passes DMARC; lenient: it also takes one with no evidence either way")
 }
 
 func (c *Config) mailLimits() (mail.Limits, error) {
@@ -55,11 +67,23 @@ func (a *app) processorOptions() (ingest.ProcessorOptions, error) {
 	if err != nil {
 		return ingest.ProcessorOptions{}, err
 	}
-	opts := ingest.ProcessorOptions{ReplyAddress: a.cfg.ReplyAddress, Limits: lim, Logger: a.log}
+	policy, err := ingest.ParseSenderAuth(a.cfg.Mail.SenderAuth)
+	if err != nil {
+		return ingest.ProcessorOptions{}, fmt.Errorf("--sender-auth: %w", err)
+	}
+	opts := ingest.ProcessorOptions{ReplyAddress: a.cfg.ReplyAddress, Limits: lim, Logger: a.log, SenderAuth: policy,
+		Verifier: senderauth.New(senderauth.Options{
+			TrustedIDs:     splitList(a.cfg.Mail.TrustedAuthservIDs),
+			Resolver:       senderauth.NewResolver(a.cfg.Mail.DNSResolver),
+			MaxHeaderBytes: lim.MaxHeaderBytes,
+			Logger:         a.log,
+		}),
+	}
 	if a.cfg.TokenKey != "" {
 		if opts.Tokens, err = casebook.NewTokenSigner([]byte(a.cfg.TokenKey)); err != nil {
 			return ingest.ProcessorOptions{}, err
 		}
+		opts.Tokens = opts.Tokens.WithTTL(a.cfg.ReplyTokenTTL)
 	}
 	return opts, nil
 }
@@ -97,6 +121,7 @@ func (a *app) dryRunProcessor(ctx context.Context) (*ingest.MailProcessor, error
 		MaxFileSize:     a.cfg.MaxFileSize,
 		MessageIDDomain: a.cfg.MailDomain,
 		Logger:          a.log,
+		AllowedTypes:    a.cfg.allowedTypes(),
 	})
 	return ingest.NewProcessor(svc, dst, blobs, opts), nil
 }
@@ -106,7 +131,7 @@ type dryRunStore struct{ *postgres.Store }
 
 func (dryRunStore) CommitUpdate(context.Context, casebook.NewUpdate) (int64, error) { return 0, nil }
 
-func (dryRunStore) AddQuarantine(context.Context, string, string, casebook.Update) (int64, error) {
+func (dryRunStore) AddQuarantine(context.Context, string, string, string, casebook.Update) (int64, error) {
 	return 0, nil
 }
 
@@ -136,15 +161,17 @@ func (dryRunBlobs) Put(ctx context.Context, r io.Reader, limit int64) (casebook.
 
 // ingestLine is the JSON line `casebook ingest --json` prints for each file.
 type ingestLine struct {
-	File        string            `json:"file"`
-	MessageID   string            `json:"message_id"`
-	From        string            `json:"from"`
-	Subject     string            `json:"subject"`
-	Case        *string           `json:"case"`
-	MatchedBy   *string           `json:"matched_by"`
-	Outcome     string            `json:"outcome"`
-	Reason      string            `json:"reason"`
-	Attachments []mail.Attachment `json:"attachments"`
+	File        string             `json:"file"`
+	MessageID   string             `json:"message_id"`
+	From        string             `json:"from"`
+	Subject     string             `json:"subject"`
+	Case        *string            `json:"case"`
+	MatchedBy   *string            `json:"matched_by"`
+	Outcome     string             `json:"outcome"`
+	ReasonCode  string             `json:"reason_code"`
+	Reason      string             `json:"reason"`
+	SenderAuth  senderauth.Verdict `json:"sender_auth"`
+	Attachments []mail.Attachment  `json:"attachments"`
 }
 
 func outcome(r ingest.Report) string {
@@ -157,6 +184,18 @@ func outcome(r ingest.Report) string {
 		return "ignore"
 	}
 	return "quarantine"
+}
+
+// verdictText prints a verdict as "pass by mx.google.com dmarc for acme.example".
+func verdictText(v senderauth.Verdict) string {
+	s := string(v.Result)
+	if v.Method != "" {
+		s += " by " + v.Method
+	}
+	if v.Domain != "" {
+		s += " for " + v.Domain
+	}
+	return s
 }
 
 func nonEmpty(s string) *string {
@@ -200,8 +239,8 @@ func ingestCommand() command {
 				}
 				line := ingestLine{
 					File: path, MessageID: rep.MessageID, From: rep.From, Subject: rep.Subject,
-					Case: nonEmpty(rep.Case), MatchedBy: nonEmpty(rep.MatchedBy), Outcome: outcome(rep), Reason: rep.Reason,
-					Attachments: rep.Attachments,
+					Case: nonEmpty(rep.Case), MatchedBy: nonEmpty(rep.MatchedBy), Outcome: outcome(rep), ReasonCode: string(rep.Code), Reason: rep.Reason,
+					SenderAuth: rep.SenderAuth, Attachments: rep.Attachments,
 				}
 				if line.Attachments == nil {
 					line.Attachments = []mail.Attachment{}
@@ -218,6 +257,9 @@ func ingestCommand() command {
 				}
 				if n := len(rep.Attachments); n > 0 {
 					human += fmt.Sprintf(", %d attachment(s)", n)
+				}
+				if v := rep.SenderAuth; v.Result != "" {
+					human += fmt.Sprintf(" [sender %s]", verdictText(v))
 				}
 				if err := a.print(line, human); err != nil {
 					return err

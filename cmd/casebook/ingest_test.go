@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -49,6 +50,7 @@ func (c *cli) caseAttachments(ref string) int {
 }
 
 func TestIngestAndQuarantine(t *testing.T) {
+	t.Setenv("CASEBOOK_TRUSTED_AUTHSERV_ID", "mx.support.test")
 	c := newCLI(t)
 	c.json("org", "add", "Acme Health", "--domain", "acme.test")
 	c.json("user", "add", "--org", "Acme Health", "--email", "alice@acme.test")
@@ -58,6 +60,7 @@ func TestIngestAndQuarantine(t *testing.T) {
 	dir := t.TempDir()
 	reply := writeMail(t, dir, "reply.eml", `From: Alice <alice@acme.test>
 To: support@support.test
+Authentication-Results: mx.support.test; dkim=pass header.d=acme.test; dmarc=pass header.from=acme.test
 Subject: Re: [CASE-000001] Lab results
 Message-ID: <reply-1@acme.test>
 MIME-Version: 1.0
@@ -98,7 +101,7 @@ away
 		}
 		return out
 	}
-	keys := []string{"attachments", "case", "file", "from", "matched_by", "message_id", "outcome", "reason", "subject"}
+	keys := []string{"attachments", "case", "file", "from", "matched_by", "message_id", "outcome", "reason", "reason_code", "sender_auth", "subject"}
 
 	dry := c.jsonLines("ingest", "--dry-run", reply, stranger, ooo)
 	if got := outcomes(dry); !slices.Equal(got, []string{"add", "quarantine", "ignore"}) {
@@ -116,6 +119,17 @@ away
 	}
 	if dry[0]["case"] != "CASE-000001" || dry[0]["matched_by"] != "subject" || dry[2]["case"] != nil || dry[2]["matched_by"] != nil {
 		t.Errorf("dry run: %v", dry)
+	}
+	for i, want := range []map[string]any{
+		{"result": "pass", "method": "mx.support.test dmarc", "domain": "acme.test"},
+		{"result": "none", "method": "", "domain": "evil.test"},
+	} {
+		if got := dry[i]["sender_auth"]; !reflect.DeepEqual(got, want) {
+			t.Errorf("line %d: sender_auth %v, want %v", i, got, want)
+		}
+	}
+	if dry[1]["reason_code"] != "sender_not_verified" || dry[2]["reason_code"] != "auto_reply" {
+		t.Errorf("reason codes %v, %v", dry[1]["reason_code"], dry[2]["reason_code"])
 	}
 	att := dry[0]["attachments"].([]any)[0].(map[string]any)
 	sum := sha256.Sum256([]byte("%PDF-1.4\n%%EOF\n"))
@@ -146,8 +160,14 @@ away
 		t.Errorf("quarantine list --all: %d rows", len(all))
 	}
 	shown := c.json("quarantine", "show", "1")
-	if shown["body"] != "let me in" || shown["kind"] != "quarantined" {
+	if shown["body"] != "let me in" || shown["kind"] != "quarantined" || shown["reason_code"] != "sender_not_verified" {
 		t.Errorf("quarantine show: %v", shown)
+	}
+	if v, _ := shown["sender_auth"].(map[string]any); v["result"] != "none" || v["domain"] != "evil.test" {
+		t.Errorf("quarantine show: sender_auth %v", shown["sender_auth"])
+	}
+	if _, out, _ := c.run("quarantine", "show", "1"); !strings.Contains(out, "sender:     none for evil.test") {
+		t.Errorf("quarantine show lacks the verdict:\n%s", out)
 	}
 	// Staff reads of a quarantined mail are audited with who ran the command.
 	if code, out, _ := c.run("audit", "--json"); code != 0 || !strings.Contains(out, `"action":"quarantine_view","object":"quarantine:1"`) || !strings.Contains(out, `"os_user":"`) {

@@ -301,6 +301,7 @@ func (a *app) svc(ctx context.Context) (*casebook.Service, error) {
 		MessageIDDomain: a.cfg.MailDomain,
 		Observer:        a.promMetrics(),
 		Logger:          a.log,
+		AllowedTypes:    a.cfg.allowedTypes(),
 		AllowUnscanned:  a.cfg.ScanUnavailable == scanAllow,
 		MalwareLog:      st,
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"casebook/casebook/postgres/pgtest"
+	"casebook/ingest/senderauth/dnstest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -25,6 +26,8 @@ type cli struct {
 }
 
 func newCLI(t *testing.T) *cli {
+	// DKIM and DMARC lookups go to a server of the test's own, never the internet.
+	t.Setenv("CASEBOOK_DNS_RESOLVER", dnstest.Start(t).Addr)
 	c := &cli{t: t, url: pgtest.URL(t), dir: t.TempDir()}
 	return c
 }

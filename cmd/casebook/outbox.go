@@ -69,6 +69,7 @@ func (a *app) outboxWorker(ctx context.Context) (*outbox.Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--token-key: %w", err)
 	}
+	signer = signer.WithTTL(a.cfg.ReplyTokenTTL)
 	st, err := a.store(ctx)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 
 	"casebook/casebook/postgres"
 	"casebook/ingest/mail"
+	"casebook/ingest/senderauth"
 )
 
 func quarantineID(args []string) (int64, error) {
@@ -59,7 +60,19 @@ func quarantineListCommand() command {
 // quarantineView is a quarantine row with the attachments its raw message holds.
 type quarantineView struct {
 	postgres.QuarantineItem
-	Attachments []mail.Attachment `json:"attachments"`
+	// SenderAuth is the sender verdict the mail got, kept in its meta; nil for mail
+	// quarantined before verdicts were kept or without one (a poison message).
+	SenderAuth  *senderauth.Verdict `json:"sender_auth"`
+	Attachments []mail.Attachment   `json:"attachments"`
+}
+
+// storedVerdict reads the verdict the mail processor kept in a row's meta.
+func storedVerdict(meta map[string]string) *senderauth.Verdict {
+	r, ok := meta["sender_auth"]
+	if !ok {
+		return nil
+	}
+	return &senderauth.Verdict{Result: senderauth.Result(r), Method: meta["sender_auth_method"], Domain: meta["sender_auth_domain"]}
 }
 
 func quarantineShowCommand() command {
@@ -83,7 +96,7 @@ func quarantineShowCommand() command {
 			if err := cliAudit(ctx, st, nil, "quarantine_view", fmt.Sprintf("quarantine:%d", it.ID), "success"); err != nil {
 				return err
 			}
-			v := quarantineView{QuarantineItem: it, Attachments: []mail.Attachment{}}
+			v := quarantineView{QuarantineItem: it, SenderAuth: storedVerdict(it.Meta), Attachments: []mail.Attachment{}}
 			if it.RawBlob != "" {
 				lim, err := a.cfg.mailLimits()
 				if err != nil {
@@ -103,8 +116,15 @@ func quarantineShowCommand() command {
 				}
 			}
 			var b strings.Builder
-			fmt.Fprintf(&b, "quarantine %d (%s, %s)\nreason:     %s\nfrom:       %s\nsubject:    %s\nmessage-id: %s\nreceived:   %s\n",
-				it.ID, it.Kind, it.Status, it.Reason, it.Sender, it.Subject, it.MessageID, it.CreatedAt.Format("2006-01-02 15:04:05 MST"))
+			fmt.Fprintf(&b, "quarantine %d (%s, %s)\nreason:     %s\n", it.ID, it.Kind, it.Status, it.Reason)
+			if it.ReasonCode != "" {
+				fmt.Fprintf(&b, "code:       %s\n", it.ReasonCode)
+			}
+			fmt.Fprintf(&b, "from:       %s\n", it.Sender)
+			if v.SenderAuth != nil {
+				fmt.Fprintf(&b, "sender:     %s\n", verdictText(*v.SenderAuth))
+			}
+			fmt.Fprintf(&b, "subject:    %s\nmessage-id: %s\nreceived:   %s\n", it.Subject, it.MessageID, it.CreatedAt.Format("2006-01-02 15:04:05 MST"))
 			if it.RawBlob == "" {
 				b.WriteString("raw message: not kept (over the size limit); see the mailbox's Casebook/Quarantine folder\n")
 			}

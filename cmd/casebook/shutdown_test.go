@@ -204,13 +204,13 @@ func TestServeShutdownWithIngestInFlight(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := srv.Append("INBOX", raw, time.Now()); err != nil {
+		if err := srv.Append("INBOX", demo.Stamp(raw, "acme.example"), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	account := url.URL{Scheme: "imap", User: url.UserPassword(srv.User, srv.Password), Host: srv.Addr, Path: "/INBOX", RawQuery: "tls=none"}
 	args := []string{"serve", "--imap", account.String(), "--http", "", "--admin", "", "--database-url", db,
-		"--data-dir", t.TempDir(), "--imap-spool-dir", t.TempDir()}
+		"--data-dir", t.TempDir(), "--imap-spool-dir", t.TempDir(), "--trusted-authserv-id", demo.AuthservID}
 	updates := func() postgres.Activity {
 		act, err := st.ActivityOf(ctx, "email", "owner_notification")
 		if err != nil {

@@ -39,7 +39,7 @@ type Limits struct {
 	MaxParts int
 	// MaxDepth caps multipart nesting: 10.
 	MaxDepth int
-	// MaxHeaderBytes caps the top-level header block: 64 KiB.
+	// MaxHeaderBytes caps the top-level header block and each MIME part's: 64 KiB.
 	MaxHeaderBytes int64
 }
 

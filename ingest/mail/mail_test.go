@@ -276,6 +276,10 @@ func TestLimits(t *testing.T) {
 		{"attachment over the limit", withAttachment(1025), ErrLimit},
 		{"message over the limit", "Subject: x\r\n\r\n" + strings.Repeat("a\r\n", 2000), ErrLimit},
 		{"header over the limit", "Subject: " + strings.Repeat("a", 600) + "\r\n\r\nx", ErrLimit},
+		{"part header over the limit", "Subject: x\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n" +
+			"Content-Type: text/plain\r\nX-Filler: " + strings.Repeat("a", 600) + "\r\n\r\nhi\r\n--x--\r\n", ErrLimit},
+		{"part header at the limit", "Subject: x\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n" +
+			"Content-Type: text/plain\r\nX-Filler: " + strings.Repeat("a", 400) + "\r\n\r\nhi\r\n--x--\r\n", nil},
 		{"header line of a deep bomb", "Subject: x\r\nContent-Type: multipart/mixed; boundary=\r\n\r\n", ErrMalformed},
 	}
 	for _, tt := range tests {

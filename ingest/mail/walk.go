@@ -156,10 +156,30 @@ func (w *walker) multipart(boundary string, body io.Reader, depth int) error {
 		if err != nil {
 			return w.partErr(err)
 		}
+		// The part's header was read whole by the multipart reader (bounded only by
+		// the message size); it gets the top header's limit all the same, so no part
+		// smuggles a header block a filter on the top one would refuse.
+		if headerSize(p.Header) > w.lim.MaxHeaderBytes {
+			return limitErr("a MIME part's header is larger than %d bytes", w.lim.MaxHeaderBytes)
+		}
 		if err := w.entity(p.Header, p, depth+1); err != nil {
 			return err
 		}
 	}
+}
+
+// headerSize is the size of a header block as it was read, field by field.
+func headerSize(h textproto.Header) int64 {
+	var n int64
+	for fs := h.Fields(); fs.Next(); {
+		raw, err := fs.Raw()
+		if err != nil {
+			n += int64(len(fs.Key()) + len(fs.Value()) + 4)
+			continue
+		}
+		n += int64(len(raw))
+	}
+	return n
 }
 
 // partErr classifies an error met while reading a part: limits and I/O errors pass
