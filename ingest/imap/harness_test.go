@@ -27,9 +27,9 @@ import (
 	"casebook/casebook/postgres"
 	"casebook/casebook/postgres/pgtest"
 	"casebook/ingest"
-	"casebook/ingest/senderauth"
 	cbimap "casebook/ingest/imap"
 	"casebook/ingest/imap/dovecottest"
+	"casebook/ingest/senderauth"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
