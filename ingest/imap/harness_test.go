@@ -29,6 +29,7 @@ import (
 	"casebook/ingest"
 	cbimap "casebook/ingest/imap"
 	"casebook/ingest/imap/dovecottest"
+	"casebook/ingest/senderauth"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -77,7 +78,8 @@ func newEnv(t testing.TB) *env {
 		e.others = append(e.others, casebook.DefaultRefFormat.Format(c.Number))
 	}
 	svc := casebook.NewService(e.st, blobs, casebook.Options{})
-	e.proc = ingest.NewProcessor(svc, e.st, blobs, ingest.ProcessorOptions{ReplyAddress: "support@support.example"})
+	e.proc = ingest.NewProcessor(svc, e.st, blobs, ingest.ProcessorOptions{ReplyAddress: "support@support.example",
+		Verifier: senderauth.New(senderauth.Options{TrustedIDs: []string{trustedID}})})
 	return e
 }
 
@@ -116,8 +118,14 @@ func (e *env) replyTo(i int, id string, size int) []byte {
 	return mailFrom("Alice <alice@acme.example>", "Re: ["+refs[i%len(refs)]+"] results", id, size)
 }
 
+// trustedID is the receiving server whose verdict the env's processor believes;
+// mailFrom writes its field, as the server that delivered the mail would.
+const trustedID = "mx.support.example"
+
 func mailFrom(from, subject, id string, size int) []byte {
 	var b bytes.Buffer
+	domain := strings.TrimSuffix(from[strings.LastIndexByte(from, '@')+1:], ">")
+	fmt.Fprintf(&b, "Authentication-Results: %s; dmarc=pass header.from=%s\r\n", trustedID, domain)
 	fmt.Fprintf(&b, "From: %s\r\nTo: support@support.example\r\nSubject: %s\r\nMessage-ID: <%s@acme.example>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n", from, subject, id)
 	if size <= 0 {
 		fmt.Fprintf(&b, "Content-Type: text/plain; charset=utf-8\r\n\r\nHere it is (%s).\r\n", id)
