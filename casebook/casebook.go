@@ -190,6 +190,11 @@ type CaseFilter struct {
 	OwnerID int64
 	// Statuses are merged into one page.
 	Statuses []Status
+	// Number, when set, selects the one case with that number.
+	Number int64
+	// Text, when set, keeps the cases whose subject, requester address or requester
+	// name holds it, ignoring letter case.
+	Text string
 	// After is the last row of the previous page.
 	After *CaseCursor
 	Limit int

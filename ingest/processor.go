@@ -401,10 +401,11 @@ func ExternalID(digest, messageID string) string {
 }
 
 // Release adds a quarantined message, read back from its raw copy, to the case a
-// person chose. The person vouches for the sender, so the update is written as if
-// from a channel bound to the case's organisation; its external id is the one the
-// message had, so releasing twice adds it once.
-func (p *MailProcessor) Release(ctx context.Context, raw io.ReadSeeker, caseNumber int64, rawBlob string) (casebook.Outcome, error) {
+// person chose. The person (vouchedBy) vouches for the sender, so the update is
+// written as if from a channel bound to the case's organisation, and their name is
+// kept in its meta; its external id is the one the message had, so releasing twice
+// adds it once.
+func (p *MailProcessor) Release(ctx context.Context, raw io.ReadSeeker, caseNumber int64, rawBlob, vouchedBy string) (casebook.Outcome, error) {
 	digest, err := p.digest(raw)
 	if err != nil {
 		return casebook.Outcome{}, err
@@ -434,6 +435,7 @@ func (p *MailProcessor) Release(ctx context.Context, raw io.ReadSeeker, caseNumb
 			"digest":     digest,
 			"raw_blob":   rawBlob,
 			"matched_by": MatchedByRelease,
+			"vouched_by": vouchedBy,
 		},
 	})
 }

@@ -297,13 +297,13 @@ func TestProcess(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var found *postgres.QuarantineItem
+			var found *casebook.QuarantineItem
 			for i := range items {
 				if items[i].ExternalID == rep.ExternalID {
 					found = &items[i]
 				}
 			}
-			if found == nil || found.Kind != string(tt.want.Disposition) || found.Reason == "" || found.RawBlob == "" ||
+			if found == nil || string(found.Kind) != string(tt.want.Disposition) || found.Reason == "" || found.RawBlob == "" ||
 				found.ReasonCode != string(tt.want.Code) {
 				t.Fatalf("quarantine row %+v, want kind %s with reason code %s, reason and raw blob", found, tt.want.Disposition, tt.want.Code)
 			}
@@ -423,7 +423,7 @@ func TestRelease(t *testing.T) {
 		t.Fatalf("%+v, %v", rep, err)
 	}
 	for range 2 {
-		out, err := f.p.Release(ctx, bytes.NewReader(m.bytes()), f.c.Number, "")
+		out, err := f.p.Release(ctx, bytes.NewReader(m.bytes()), f.c.Number, "", "Sam <sam@support.test>")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -147,7 +147,7 @@ func drain(t *testing.T, w *Worker) {
 
 func (f *fixture) caseEmail(t *testing.T, event casebook.CaseEvent, body string) casebook.OutboxMail {
 	t.Helper()
-	m := CaseMail{Case: f.c, Ref: casebook.DefaultRefFormat.Format(f.c.Number), Event: event, Author: "Sam", Body: body,
+	m := casebook.CaseMail{Case: f.c, Ref: casebook.DefaultRefFormat.Format(f.c.Number), Event: event, Author: "Sam", Body: body,
 		MessageID: casebook.NewMessageID("casebook.test")}.OutboxMail()
 	if err := f.st.Enqueue(t.Context(), m); err != nil {
 		t.Fatal(err)

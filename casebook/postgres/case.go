@@ -74,6 +74,9 @@ func (s *Store) CaseByNumber(ctx context.Context, number int64) (casebook.Case, 
 	return c, nil
 }
 
+// likeEscaper quotes LIKE's wildcards, so that searched text matches as typed.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
 // SetCaseStatus moves a case to a status.
 func (s *Store) SetCaseStatus(ctx context.Context, number int64, st casebook.Status) (casebook.Case, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE cases SET status = $2, updated_at = now() WHERE number = $1`, number, st)
@@ -103,6 +106,13 @@ func (s *Store) Cases(ctx context.Context, f casebook.CaseFilter) ([]casebook.Ca
 	}
 	if f.OwnerID != 0 {
 		where = append(where, "c.owner_id = "+arg(f.OwnerID))
+	}
+	if f.Number != 0 {
+		where = append(where, "c.number = "+arg(f.Number))
+	}
+	if f.Text != "" {
+		like := arg("%" + likeEscaper.Replace(f.Text) + "%")
+		where = append(where, "(c.subject ILIKE "+like+" OR c.requester_id IN (SELECT id FROM users WHERE email ILIKE "+like+" OR name ILIKE "+like+"))")
 	}
 	if f.After != nil {
 		where = append(where, "(c.updated_at, c.id) < ("+arg(f.After.UpdatedAt)+", "+arg(f.After.ID)+")")

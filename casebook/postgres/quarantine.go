@@ -4,45 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"casebook/casebook"
 )
 
-// The kinds of quarantine row.
-const (
-	// QuarantineKindQuarantined waits for a person to release or drop it.
-	QuarantineKindQuarantined = "quarantined"
-	// QuarantineKindIgnored is an auto-reply or a bounce, kept for the record.
-	QuarantineKindIgnored = "ignored"
-)
+const quarantineColumns = `q.id, q.kind, q.source, q.external_id, q.reason_code, q.reason, q.message_id, q.sender, q.subject,
+	q.case_number, q.raw_blob, q.body, q.meta, q.status, q.update_id, q.created_at, q.resolved_at,
+	COALESCE(NULLIF(b.name, '') || ' <' || b.email || '>', b.email, '') AS resolved_by`
 
-// QuarantineItem is a message that was not added to a case.
-type QuarantineItem struct {
-	ID         int64             `db:"id" json:"id"`
-	Kind       string            `db:"kind" json:"kind"`
-	Source     casebook.Source   `db:"source" json:"source"`
-	ExternalID string            `db:"external_id" json:"external_id"`
-	ReasonCode string            `db:"reason_code" json:"reason_code"`
-	Reason     string            `db:"reason" json:"reason"`
-	MessageID  string            `db:"message_id" json:"message_id"`
-	Sender     string            `db:"sender" json:"from"`
-	Subject    string            `db:"subject" json:"subject"`
-	CaseNumber *int64            `db:"case_number" json:"case_number"`
-	RawBlob    string            `db:"raw_blob" json:"raw_blob"`
-	Body       string            `db:"body" json:"body"`
-	MetaJSON   []byte            `db:"meta" json:"-"`
-	Meta       map[string]string `db:"-" json:"meta"`
-	Status     string            `db:"status" json:"status"`
-	UpdateID   *int64            `db:"update_id" json:"update_id"`
-	CreatedAt  time.Time         `db:"created_at" json:"created_at"`
-	ResolvedAt *time.Time        `db:"resolved_at" json:"resolved_at"`
-}
-
-const quarantineColumns = `id, kind, source, external_id, reason_code, reason, message_id, sender, subject, case_number,
-	raw_blob, body, meta, status, update_id, created_at, resolved_at`
+const quarantineFrom = ` FROM quarantine q LEFT JOIN users b ON b.id = q.resolved_by`
 
 // AddQuarantine records u, an update that was refused or ignored, with its reason
 // code and sentence, and advances u.Checkpoint in the same transaction, so that the channel moves past
@@ -81,67 +53,90 @@ func (s *Store) AddQuarantine(ctx context.Context, kind, code, reason string, u 
 	return id, nil
 }
 
-// QuarantineFilter selects quarantine rows. The zero value lists pending quarantined
-// mail, the queue people work.
+// QuarantineFilter selects one keyset page of quarantine rows, oldest first. The zero
+// value lists pending quarantined mail, the queue people work.
 type QuarantineFilter struct {
 	// All includes released, dropped and ignored rows.
-	All   bool
+	All bool
+	// After is the id of the last row of the previous page.
+	After int64
 	Limit int
 }
 
 // Quarantine lists quarantine rows, oldest first.
-func (s *Store) Quarantine(ctx context.Context, f QuarantineFilter) ([]QuarantineItem, error) {
+func (s *Store) Quarantine(ctx context.Context, f QuarantineFilter) ([]casebook.QuarantineItem, error) {
 	if f.Limit <= 0 || f.Limit > 10000 {
 		f.Limit = 1000
 	}
-	q := `SELECT ` + quarantineColumns + ` FROM quarantine`
+	q := `SELECT ` + quarantineColumns + quarantineFrom + ` WHERE q.id > $2`
 	if !f.All {
-		q += ` WHERE kind = 'quarantined' AND status = 'pending'`
+		q += ` AND q.kind = 'quarantined' AND q.status = 'pending'`
 	}
-	q += ` ORDER BY id LIMIT $1`
-	var items []QuarantineItem
-	if err := s.db.SelectContext(ctx, &items, q, f.Limit); err != nil {
+	q += ` ORDER BY q.id LIMIT $1`
+	var items []casebook.QuarantineItem
+	if err := s.hot.SelectContext(ctx, &items, q, f.Limit, f.After); err != nil {
 		return nil, fmt.Errorf("list quarantine: %w", err)
 	}
 	for i := range items {
-		items[i].decodeMeta()
+		decodeMeta(&items[i])
 	}
 	return items, nil
 }
 
+// PendingQuarantine counts the quarantined mail waiting for a person: the staff
+// header and the casebook_quarantine_pending gauge.
+func (s *Store) PendingQuarantine(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.hot.GetContext(ctx, &n, `SELECT count(*) FROM quarantine WHERE kind = 'quarantined' AND status = 'pending'`); err != nil {
+		return 0, fmt.Errorf("count quarantine: %w", err)
+	}
+	return n, nil
+}
+
 // QuarantineByID finds one quarantine row.
-func (s *Store) QuarantineByID(ctx context.Context, id int64) (QuarantineItem, error) {
-	var it QuarantineItem
-	err := s.db.GetContext(ctx, &it, `SELECT `+quarantineColumns+` FROM quarantine WHERE id = $1`, id)
+func (s *Store) QuarantineByID(ctx context.Context, id int64) (casebook.QuarantineItem, error) {
+	var it casebook.QuarantineItem
+	err := s.db.GetContext(ctx, &it, `SELECT `+quarantineColumns+quarantineFrom+` WHERE q.id = $1`, id)
 	if err != nil {
 		return it, fmt.Errorf("quarantine %d: %w", id, notFound(err, casebook.ErrNotFound))
 	}
-	it.decodeMeta()
+	decodeMeta(&it)
 	return it, nil
 }
 
 // ResolveQuarantine marks a pending row released (with the update it became) or
-// dropped. Resolving a row again the same way is a no-op; resolving it the other way
-// is ErrInvalidInput.
-func (s *Store) ResolveQuarantine(ctx context.Context, id int64, status string, updateID *int64) error {
-	if status != "released" && status != "dropped" {
-		return fmt.Errorf("resolve quarantine %d: %w: status %q", id, casebook.ErrInvalidInput, status)
+// dropped, with who decided, and writes r.Audit in the same transaction. A row that
+// is no longer pending is casebook.ErrAlreadyResolved and changes nothing: of two
+// colleagues' clicks one wins.
+func (s *Store) ResolveQuarantine(ctx context.Context, r casebook.QuarantineResolution) error {
+	if r.Status != casebook.QuarantineReleased && r.Status != casebook.QuarantineDropped {
+		return fmt.Errorf("resolve quarantine %d: %w: status %q", r.ID, casebook.ErrInvalidInput, r.Status)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE quarantine SET status = $2, update_id = COALESCE($3, update_id),
-		resolved_at = COALESCE(resolved_at, now()) WHERE id = $1 AND status IN ('pending', $2)`, id, status, updateID)
-	if err != nil {
-		return fmt.Errorf("resolve quarantine %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		if _, err := s.QuarantineByID(ctx, id); err != nil {
-			return fmt.Errorf("resolve quarantine: %w", err)
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE quarantine SET status = $2, update_id = COALESCE($3, update_id),
+			resolved_by = $4, resolved_at = now() WHERE id = $1 AND status = 'pending'`, r.ID, r.Status, r.UpdateID, r.By)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("resolve quarantine %d: %w: it was already resolved otherwise", id, casebook.ErrInvalidInput)
+		if n, _ := res.RowsAffected(); n == 0 {
+			var exists bool
+			if err := tx.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM quarantine WHERE id = $1)`, r.ID); err != nil {
+				return err
+			}
+			if !exists {
+				return casebook.ErrNotFound
+			}
+			return casebook.ErrAlreadyResolved
+		}
+		return s.appendAudit(ctx, tx, []casebook.AuditEntry{r.Audit})
+	})
+	if err != nil {
+		return fmt.Errorf("resolve quarantine %d: %w", r.ID, err)
 	}
 	return nil
 }
 
-func (it *QuarantineItem) decodeMeta() {
+func decodeMeta(it *casebook.QuarantineItem) {
 	it.Meta = map[string]string{}
 	json.Unmarshal(it.MetaJSON, &it.Meta)
 }

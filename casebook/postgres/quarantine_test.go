@@ -20,7 +20,7 @@ func TestQuarantine(t *testing.T) {
 		Meta:       map[string]string{"message_id": "m@x", "subject": "Re: CASE-1", "raw_blob": "k", "matched_by": "subject"},
 		Checkpoint: &cp,
 	}
-	id, err := f.st.AddQuarantine(ctx, postgres.QuarantineKindQuarantined, "not_allowed", "not allowed", u)
+	id, err := f.st.AddQuarantine(ctx, string(casebook.QuarantineKindQuarantined), "not_allowed", "not allowed", u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,13 +28,13 @@ func TestQuarantine(t *testing.T) {
 	cp2 := cp
 	cp2.Value = "10"
 	u.Checkpoint = &cp2
-	if again, err := f.st.AddQuarantine(ctx, postgres.QuarantineKindQuarantined, "not_allowed", "not allowed", u); err != nil || again != id {
+	if again, err := f.st.AddQuarantine(ctx, string(casebook.QuarantineKindQuarantined), "not_allowed", "not allowed", u); err != nil || again != id {
 		t.Fatalf("second record: %d, %v; want %d", again, err, id)
 	}
 	if v, _ := f.st.Checkpoint(ctx, "imap", cp.Key); v != "10" {
 		t.Errorf("checkpoint %q, want 10", v)
 	}
-	if _, err := f.st.AddQuarantine(ctx, postgres.QuarantineKindIgnored, "auto_reply", "auto-reply", casebook.Update{Source: casebook.SourceEmail, ExternalID: "ooo"}); err != nil {
+	if _, err := f.st.AddQuarantine(ctx, string(casebook.QuarantineKindIgnored), "auto_reply", "auto-reply", casebook.Update{Source: casebook.SourceEmail, ExternalID: "ooo"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -42,7 +42,7 @@ func TestQuarantine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := postgres.QuarantineItem{ID: id, Kind: "quarantined", Source: casebook.SourceEmail, ExternalID: "abc <m@x>", ReasonCode: "not_allowed", Reason: "not allowed",
+	want := casebook.QuarantineItem{ID: id, Kind: "quarantined", Source: casebook.SourceEmail, ExternalID: "abc <m@x>", ReasonCode: "not_allowed", Reason: "not allowed",
 		MessageID: "m@x", Sender: "eve@other.test", Subject: "Re: CASE-1", CaseNumber: &f.c.Number, RawBlob: "k", Body: "hello",
 		Meta: u.Meta, Status: "pending"}
 	if diff := cmp.Diff(want, it, cmp.FilterPath(func(p cmp.Path) bool {
@@ -58,19 +58,32 @@ func TestQuarantine(t *testing.T) {
 		t.Errorf("--all has %d rows, want 2", len(items))
 	}
 
+	audit := casebook.AuditEntry{Action: "quarantine_release", Object: "quarantine:1", Outcome: "success"}
 	for _, step := range []struct {
-		status string
-		ok     bool
-	}{{"released", true}, {"released", true}, {"dropped", false}, {"pending", false}} {
-		err := f.st.ResolveQuarantine(ctx, id, step.status, nil)
-		if (err == nil) != step.ok {
-			t.Errorf("resolve %s: %v", step.status, err)
+		status casebook.QuarantineStatus
+		want   error
+	}{
+		{casebook.QuarantineReleased, nil},
+		{casebook.QuarantineReleased, casebook.ErrAlreadyResolved},
+		{casebook.QuarantineDropped, casebook.ErrAlreadyResolved},
+		{casebook.QuarantinePending, casebook.ErrInvalidInput},
+	} {
+		err := f.st.ResolveQuarantine(ctx, casebook.QuarantineResolution{ID: id, Status: step.status, By: &f.owner.ID, Audit: audit})
+		if !errors.Is(err, step.want) {
+			t.Errorf("resolve %s: %v, want %v", step.status, err, step.want)
 		}
 	}
 	if items, _ := f.st.Quarantine(ctx, postgres.QuarantineFilter{}); len(items) != 0 {
 		t.Errorf("released mail still queued: %+v", items)
 	}
-	if err := f.st.ResolveQuarantine(ctx, 999, "dropped", nil); !errors.Is(err, casebook.ErrNotFound) {
+	if it, _ := f.st.QuarantineByID(ctx, id); it.ResolvedBy == "" || it.Status != casebook.QuarantineReleased {
+		t.Errorf("released row: status %s by %q", it.Status, it.ResolvedBy)
+	}
+	if rows, err := f.st.AuditLog(ctx, postgres.AuditFilter{}); err != nil || len(rows) != 1 {
+		n := len(rows)
+		t.Errorf("%d audit rows (%v), want 1: one per decision, none for the refused ones", n, err)
+	}
+	if err := f.st.ResolveQuarantine(ctx, casebook.QuarantineResolution{ID: 999, Status: casebook.QuarantineDropped, Audit: audit}); !errors.Is(err, casebook.ErrNotFound) {
 		t.Errorf("unknown id: %v", err)
 	}
 }

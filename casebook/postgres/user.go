@@ -34,28 +34,65 @@ func NormalizeEmail(addr string) (string, error) {
 
 // AddUser creates a user and its email identity.
 func (s *Store) AddUser(ctx context.Context, nu NewUser) (casebook.User, error) {
-	email, err := NormalizeEmail(nu.Email)
+	var u casebook.User
+	err := s.inTx(ctx, func(tx *sqlx.Tx) (err error) {
+		u, err = insertUser(ctx, tx, nu)
+		return err
+	})
 	if err != nil {
 		return casebook.User{}, fmt.Errorf("add user: %w", err)
 	}
-	if !nu.Staff && nu.OrgID == nil {
-		return casebook.User{}, fmt.Errorf("add user %s: %w: a customer needs an org", email, casebook.ErrInvalidInput)
-	}
+	return u, nil
+}
+
+// AddUserWithCode creates a user with a temporary password in one transaction: the
+// user, its email identity, the password's hash, the mail that carries it and the
+// audit row.
+func (s *Store) AddUserWithCode(ctx context.Context, a casebook.NewAccount, code casebook.NewAccountCode) (casebook.User, error) {
 	var u casebook.User
-	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if err := tx.GetContext(ctx, &u, `INSERT INTO users AS u (org_id, email, name, staff, password_hash, must_change_password)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+userColumns,
-			nu.OrgID, email, strings.TrimSpace(nu.Name), nu.Staff, nu.PasswordHash, nu.MustChangePassword); err != nil {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) (err error) {
+		if u, err = insertUser(ctx, tx, NewUser{OrgID: a.OrgID, Email: a.Email, Name: a.Name, Staff: a.Staff}); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO identities (kind, value, user_id) VALUES ('email', $1, $2)`, email, u.ID)
-		return err
+		if _, err := tx.ExecContext(ctx, `INSERT INTO reset_codes (user_id, code_hash, reason, expires_at) VALUES ($1, $2, $3, $4)`,
+			u.ID, code.Hash, casebook.ReasonNewAccount, code.Expires); err != nil {
+			return err
+		}
+		if err := s.enqueue(ctx, tx, code.Mail(u)); err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, []casebook.AuditEntry{code.Audit(u)})
 	})
+	if err != nil {
+		return casebook.User{}, fmt.Errorf("add user: %w", err)
+	}
+	return u, nil
+}
+
+func insertUser(ctx context.Context, tx *sqlx.Tx, nu NewUser) (casebook.User, error) {
+	email, err := NormalizeEmail(nu.Email)
+	if err != nil {
+		return casebook.User{}, err
+	}
+	if !nu.Staff && nu.OrgID == nil {
+		return casebook.User{}, fmt.Errorf("%s: %w: a customer needs an org", email, casebook.ErrInvalidInput)
+	}
+	var u casebook.User
+	err = tx.GetContext(ctx, &u, `INSERT INTO users AS u (org_id, email, name, staff, password_hash, must_change_password)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+userColumns,
+		nu.OrgID, email, strings.TrimSpace(nu.Name), nu.Staff, nu.PasswordHash, nu.MustChangePassword)
 	if isUniqueViolation(err) {
-		return casebook.User{}, fmt.Errorf("add user %s: %w", email, casebook.ErrEmailTaken)
+		return casebook.User{}, fmt.Errorf("%s: %w", email, casebook.ErrEmailTaken)
 	}
 	if err != nil {
-		return casebook.User{}, fmt.Errorf("add user %s: %w", email, err)
+		return casebook.User{}, fmt.Errorf("%s: %w", email, err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO identities (kind, value, user_id) VALUES ('email', $1, $2)`, email, u.ID)
+	if isUniqueViolation(err) {
+		return casebook.User{}, fmt.Errorf("%s: %w", email, casebook.ErrEmailTaken)
+	}
+	if err != nil {
+		return casebook.User{}, fmt.Errorf("%s: %w", email, err)
 	}
 	return u, nil
 }

@@ -135,7 +135,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		if usable {
 			uid = user.ID
 		}
-		if usedCode, err = s.store.UseResetCode(ctx, uid, codeHash(pw)); err != nil {
+		if usedCode, err = s.store.UseResetCode(ctx, uid, casebook.ResetCodeHash(pw)); err != nil {
 			s.serverError(w, r, "login", err)
 			return
 		}
@@ -242,7 +242,7 @@ func (s *Server) loginLocked(ctx context.Context, keys []throttleKey) (bool, err
 	return locked, nil
 }
 
-// looksLikeCode says whether pw could be a temporary password (password.Generate:
+// looksLikeCode says whether pw could be a temporary password (casebook.NewTemporaryPassword:
 // 26 base32 letters, forgiving case, spaces and dashes), so that a locked request
 // typing anything else spends no query on the code.
 func looksLikeCode(pw string) bool {

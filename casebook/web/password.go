@@ -2,8 +2,6 @@ package web
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strings"
@@ -40,7 +38,7 @@ func IssueTemporaryPassword(ctx context.Context, st ResetStore, u casebook.User,
 	if tp.MessageIDDomain == "" {
 		tp.MessageIDDomain = "casebook.invalid"
 	}
-	code = password.Generate()
+	code = casebook.NewTemporaryPassword()
 	expires := time.Now().Add(tp.TTL).UTC().Truncate(time.Second)
 	mail := casebook.OutboxMail{
 		Kind:      casebook.MailTemporaryPassword,
@@ -54,7 +52,7 @@ func IssueTemporaryPassword(ctx context.Context, st ResetStore, u casebook.User,
 			Reason:    tp.Reason,
 		},
 	}
-	issued, err = st.IssueResetCode(ctx, u.ID, codeHash(code), tp.Reason, expires, tp.PerHour, mail)
+	issued, err = st.IssueResetCode(ctx, u.ID, casebook.ResetCodeHash(code), tp.Reason, expires, tp.PerHour, mail)
 	if err != nil {
 		return "", false, err
 	}
@@ -62,14 +60,6 @@ func IssueTemporaryPassword(ctx context.Context, st ResetStore, u casebook.User,
 		return "", false, nil
 	}
 	return code, true, nil
-}
-
-// codeHash is what is stored of a reset code. Case, spaces and dashes are forgiven,
-// since people copy codes by hand.
-func codeHash(code string) string {
-	c := strings.ToLower(strings.NewReplacer(" ", "", "-", "", "\t", "").Replace(strings.TrimSpace(code)))
-	sum := sha256.Sum256([]byte("casebook reset code\x00" + c))
-	return hex.EncodeToString(sum[:])
 }
 
 func (s *Server) forgotForm(w http.ResponseWriter, r *http.Request) {

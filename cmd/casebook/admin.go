@@ -105,19 +105,19 @@ func userAddCommand() command {
 			}
 			// No password yet: the account's only way in is the temporary password mailed
 			// to it, which leads to choosing one's own.
-			nu := postgres.NewUser{Email: email, Name: name, Staff: staff}
+			na := casebook.NewAccount{Email: email, Name: name, Staff: staff}
 			if org != "" {
 				o, err := st.OrgByName(ctx, org)
 				if err != nil {
 					return err
 				}
-				nu.OrgID = &o.ID
+				na.OrgID = &o.ID
 			}
-			u, err := st.AddUser(ctx, nu)
+			by, err := a.cliActor(ctx, "")
 			if err != nil {
 				return err
 			}
-			temp, err := a.issueTemporaryPassword(ctx, st, u, casebook.ReasonNewAccount, newAccountTTL)
+			u, temp, err := casebook.AddAccount(ctx, st, by, na, a.cfg.MailDomain)
 			if err != nil {
 				return err
 			}

@@ -171,20 +171,28 @@ func caseShowCommand() command {
 	}
 }
 
-func caseStatusCommand(s casebook.Status) command {
+func caseStatusCommand(change casebook.StatusChange) command {
+	var as string
 	return command{
-		usage: "CASE-000123",
-		help:  fmt.Sprintf("mark a case %s", s),
+		usage: "CASE-000123 [--as STAFF_EMAIL]",
+		help:  fmt.Sprintf("%s a case", change),
+		flags: func(fs *flag.FlagSet, _ *app) {
+			fs.StringVar(&as, "as", "", "staff member who decides (recorded; the OS user otherwise)")
+		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			n, err := a.caseNumber(args)
 			if err != nil {
 				return err
 			}
-			st, err := a.store(ctx)
+			d, err := a.desk(ctx, nil)
 			if err != nil {
 				return err
 			}
-			c, err := st.SetCaseStatus(ctx, n, s)
+			by, err := a.cliActor(ctx, as)
+			if err != nil {
+				return err
+			}
+			c, err := d.SetStatus(ctx, by, n, change)
 			if err != nil {
 				return err
 			}

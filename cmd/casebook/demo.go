@@ -258,20 +258,19 @@ func (a *app) seedDemo(ctx context.Context, st *postgres.Store, rep *demoReport)
 	if err != nil {
 		return nil, err
 	}
-	cust, err := st.AddUser(ctx, postgres.NewUser{OrgID: &org.ID, Email: demoCustomer, Name: "Alice Example"})
+	by, err := a.cliActor(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	staff, err := st.AddUser(ctx, postgres.NewUser{Email: demoStaff, Name: "Sam Support", Staff: true})
+	cust, custPW, err := casebook.AddAccount(ctx, st, by, casebook.NewAccount{OrgID: &org.ID, Email: demoCustomer, Name: "Alice Example"}, a.cfg.MailDomain)
 	if err != nil {
 		return nil, err
 	}
-	if rep.TemporaryPassword, err = a.issueTemporaryPassword(ctx, st, cust, casebook.ReasonNewAccount, newAccountTTL); err != nil {
+	staff, staffPW, err := casebook.AddAccount(ctx, st, by, casebook.NewAccount{Email: demoStaff, Name: "Sam Support", Staff: true}, a.cfg.MailDomain)
+	if err != nil {
 		return nil, err
 	}
-	if rep.StaffPassword, err = a.issueTemporaryPassword(ctx, st, staff, casebook.ReasonNewAccount, newAccountTTL); err != nil {
-		return nil, err
-	}
+	rep.TemporaryPassword, rep.StaffPassword = custPW, staffPW
 	rep.Customer, rep.Staff = cust.Email, staff.Email
 	var cases []demo.Case
 	for _, subject := range demoCases {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -92,7 +90,7 @@ func (a *app) outboxWorker(ctx context.Context) (*outbox.Worker, error) {
 // openedCaseMail is the case email that tells the requester their case was opened;
 // `case open` queues it in the case's transaction.
 func (a *app) openedCaseMail(c casebook.Case) casebook.OutboxMail {
-	return outbox.CaseMail{
+	return casebook.CaseMail{
 		Case:      c,
 		Ref:       a.refs().Format(c.Number),
 		Event:     casebook.CaseOpened,
@@ -121,57 +119,25 @@ func caseReplyCommand() command {
 			if err != nil {
 				return err
 			}
-			svc, err := a.svc(ctx)
+			if as == "" {
+				c, err := st.CaseByNumber(ctx, n)
+				if err != nil {
+					return err
+				}
+				as = c.Owner
+			}
+			by, err := a.cliActor(ctx, as)
 			if err != nil {
 				return err
 			}
-			c, err := st.CaseByNumber(ctx, n)
+			d, err := a.desk(ctx, nil)
 			if err != nil {
 				return err
 			}
-			var author casebook.User
-			if as != "" {
-				author, err = st.UserByEmail(ctx, as)
-			} else {
-				author, err = st.UserByID(ctx, c.OwnerID)
-			}
+			v, err := d.Reply(ctx, by, n, body, nil)
 			if err != nil {
 				return err
 			}
-			if !author.Staff {
-				return fmt.Errorf("%w: %s is not staff", casebook.ErrNotAllowed, author.Email)
-			}
-			first, err := st.FirstCaseMailID(ctx, c.ID, c.Requester)
-			if err != nil && !errors.Is(err, casebook.ErrNotFound) {
-				return err
-			}
-			name := author.Name
-			if name == "" {
-				name = author.Email
-			}
-			mail := outbox.CaseMail{
-				Case: c, Ref: a.refs().Format(c.Number), Event: casebook.CaseReply,
-				Author: name, Body: body, InReplyTo: first,
-				MessageID: casebook.NewMessageID(a.cfg.MailDomain),
-			}.OutboxMail()
-			out, err := svc.AddUpdate(ctx, casebook.Update{
-				Source: casebook.SourceSystem,
-				// Each reply is a new update: the id only has to be unique.
-				ExternalID: "reply:" + strings.ToLower(rand.Text()),
-				CaseNumber: n,
-				Author:     casebook.Author{UserID: author.ID},
-				Body:       body,
-				Mails:      []casebook.OutboxMail{mail},
-			})
-			if err != nil {
-				return err
-			}
-			v := struct {
-				Case      string `json:"case"`
-				UpdateID  int64  `json:"update_id"`
-				To        string `json:"to"`
-				MessageID string `json:"message_id"`
-			}{a.refs().Format(n), out.UpdateID, c.Requester, mail.MessageID}
 			return a.print(v, fmt.Sprintf("reply added to %s; mail to %s queued", v.Case, v.To))
 		},
 	}

@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"strings"
 
+	"casebook/casebook"
 	"casebook/casebook/postgres"
+	"casebook/ingest"
 	"casebook/ingest/mail"
 	"casebook/ingest/senderauth"
 )
@@ -59,7 +61,7 @@ func quarantineListCommand() command {
 
 // quarantineView is a quarantine row with the attachments its raw message holds.
 type quarantineView struct {
-	postgres.QuarantineItem
+	casebook.QuarantineItem
 	// SenderAuth is the sender verdict the mail got, kept in its meta; nil for mail
 	// quarantined before verdicts were kept or without one (a poison message).
 	SenderAuth  *senderauth.Verdict `json:"sender_auth"`
@@ -138,12 +140,13 @@ func quarantineShowCommand() command {
 }
 
 func quarantineReleaseCommand() command {
-	var caseRef string
+	var caseRef, as string
 	return command{
-		usage: "ID --case CASE-000123",
+		usage: "ID --case CASE-000123 [--as STAFF_EMAIL]",
 		help:  "add a quarantined mail to a case through the write path (you vouch for the sender)",
 		flags: func(fs *flag.FlagSet, a *app) {
 			fs.StringVar(&caseRef, "case", "", "the case to add the mail to")
+			fs.StringVar(&as, "as", "", "staff member who vouches for the sender (recorded; the OS user otherwise)")
 			a.cfg.mailFlags(fs)
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
@@ -159,58 +162,100 @@ func quarantineReleaseCommand() command {
 			if err != nil {
 				return err
 			}
-			it, err := a.st.QuarantineByID(ctx, id)
+			d, err := a.desk(ctx, rawReleaser{a: a, p: p})
 			if err != nil {
 				return err
 			}
-			if it.Status == "dropped" {
-				return fmt.Errorf("quarantine %d was dropped", id)
-			}
-			if it.RawBlob == "" {
-				return fmt.Errorf("quarantine %d: the raw message was not kept (over the size limit); it stays in the mailbox's Casebook/Quarantine folder", id)
-			}
-			raw, err := a.openRaw(ctx, it.RawBlob)
+			by, err := a.cliActor(ctx, as)
 			if err != nil {
 				return err
 			}
-			defer raw.Close()
-			out, err := p.Release(ctx, raw, number, it.RawBlob)
+			out, err := d.ReleaseQuarantine(ctx, by, id, number)
 			if err != nil {
 				return err
 			}
-			var updateID *int64
-			if out.UpdateID != 0 {
-				updateID = &out.UpdateID
-			}
-			if err := a.st.ResolveQuarantine(ctx, id, "released", updateID); err != nil {
-				return err
-			}
-			ref := a.refs().Format(number)
-			return a.print(map[string]any{"id": id, "case": ref, "result": out.Result, "update_id": out.UpdateID},
-				fmt.Sprintf("quarantine %d released onto %s (%s)", id, ref, out.Result))
+			return a.print(out, fmt.Sprintf("quarantine %d released onto %s (%s)", id, out.Case, out.Result))
 		},
 	}
 }
 
 func quarantineDropCommand() command {
+	var as string
 	return command{
-		usage: "ID",
+		usage: "ID [--as STAFF_EMAIL]",
 		help:  "close a quarantined mail without adding it to any case",
+		flags: func(fs *flag.FlagSet, _ *app) {
+			fs.StringVar(&as, "as", "", "staff member who decides (recorded; the OS user otherwise)")
+		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			id, err := quarantineID(args)
 			if err != nil {
 				return err
 			}
-			st, err := a.store(ctx)
+			d, err := a.desk(ctx, nil)
 			if err != nil {
 				return err
 			}
-			if err := st.ResolveQuarantine(ctx, id, "dropped", nil); err != nil {
+			by, err := a.cliActor(ctx, as)
+			if err != nil {
 				return err
 			}
-			return a.print(map[string]any{"id": id, "status": "dropped"}, fmt.Sprintf("quarantine %d dropped", id))
+			if err := d.DropQuarantine(ctx, by, id); err != nil {
+				return err
+			}
+			return a.print(map[string]any{"id": id, "status": casebook.QuarantineDropped}, fmt.Sprintf("quarantine %d dropped", id))
 		},
 	}
+}
+
+// cliActor is the operator at the shell, acting as the staff member email names when
+// one is named.
+func (a *app) cliActor(ctx context.Context, email string) (casebook.Actor, error) {
+	by := casebook.Actor{IP: "cli", OSUser: osUser()}
+	if email == "" {
+		return by, nil
+	}
+	st, err := a.store(ctx)
+	if err != nil {
+		return by, err
+	}
+	u, err := st.UserByEmail(ctx, email)
+	if err != nil {
+		return by, err
+	}
+	by.User = &u
+	return by, nil
+}
+
+// desk builds the staff use cases over the store; r reads quarantined mail back
+// for a release (nil where the command releases nothing).
+func (a *app) desk(ctx context.Context, r casebook.Releaser) (*casebook.Desk, error) {
+	st, svc, _, err := a.core(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return casebook.NewDesk(st, svc, casebook.DeskOptions{
+		Refs:            a.refs(),
+		MessageIDDomain: a.cfg.MailDomain,
+		Releaser:        r,
+		Logger:          a.log,
+	}), nil
+}
+
+// rawReleaser hands a quarantined message's raw copy to the mail processor.
+type rawReleaser struct {
+	a *app
+	p *ingest.MailProcessor
+}
+
+// Release implements casebook.Releaser.
+func (r rawReleaser) Release(ctx context.Context, rawBlob string, caseNumber int64, vouchedBy string) (casebook.Outcome, error) {
+	raw, err := r.a.openRaw(ctx, rawBlob)
+	if err != nil {
+		return casebook.Outcome{}, err
+	}
+	defer raw.Close()
+	return r.p.Release(ctx, raw, caseNumber, rawBlob, vouchedBy)
 }
 
 // openRaw opens a kept raw message for reading twice (parse, then stream).

@@ -35,13 +35,6 @@ type WebConfig struct {
 	UploadTimeout time.Duration
 }
 
-// newAccountTTL is how long the temporary password of a new account works. Longer than
-// a reset's 30 minutes because nobody asked for it: the customer may first read the
-// mail days later (a weekend, leave). It stays safe: 130 random bits, stored hashed,
-// single use, void once a new one is issued, and the account has no other password a
-// thief could use instead; staff reissue it with `casebook user reset-password`.
-const newAccountTTL = 7 * 24 * time.Hour
-
 func (c *Config) webFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Web.HTTP, "http", "127.0.0.1:8080", "address of the web page; empty turns it off")
 	fs.BoolVar(&c.Web.InsecureCookies, "insecure-cookies", false, "drop __Host- and Secure from the session cookie: only for plain-http localhost")

@@ -6,7 +6,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"casebook/casebook/postgres"
+	"casebook/casebook"
 	"casebook/ingest"
 	"casebook/ingest/imap/dovecottest"
 )
@@ -50,10 +50,10 @@ func TestFiling(t *testing.T) {
 			if u, f := e.updates(t); u != 1 || f != 1 {
 				t.Errorf("updates, files = %d, %d; want 1, 1", u, f)
 			}
-			if n := e.quarantined(t, postgres.QuarantineKindQuarantined); n != 1 {
+			if n := e.quarantined(t, string(casebook.QuarantineKindQuarantined)); n != 1 {
 				t.Errorf("quarantine records = %d, want 1", n)
 			}
-			if n := e.quarantined(t, postgres.QuarantineKindIgnored); n != 1 {
+			if n := e.quarantined(t, string(casebook.QuarantineKindIgnored)); n != 1 {
 				t.Errorf("ignored records = %d, want 1", n)
 			}
 
@@ -86,7 +86,7 @@ func TestPoisonMessage(t *testing.T) {
 	if u, _ := e.updates(t); u != 1 {
 		t.Errorf("updates = %d, want 1", u)
 	}
-	if n := e.quarantined(t, postgres.QuarantineKindQuarantined); n != 1 {
+	if n := e.quarantined(t, string(casebook.QuarantineKindQuarantined)); n != 1 {
 		t.Errorf("quarantine records = %d, want 1 (the poison message)", n)
 	}
 }
