@@ -76,3 +76,13 @@ type QuarantinedFile struct {
 	Size        int64  `json:"size"`
 	Inline      bool   `json:"inline"`
 }
+
+// QuarantineFilter selects one keyset page of quarantine rows, oldest first. The zero
+// value lists pending quarantined mail, the queue people work.
+type QuarantineFilter struct {
+	// All includes released, dropped and ignored rows.
+	All bool
+	// After is the id of the last row of the previous page.
+	After int64
+	Limit int
+}

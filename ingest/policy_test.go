@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"casebook/casebook"
-	"casebook/casebook/postgres"
 	"casebook/ingest"
 	"casebook/ingest/mail"
 	"casebook/ingest/senderauth"
@@ -96,7 +95,7 @@ func TestSenderPolicy(t *testing.T) {
 			if tt.want != ingest.Quarantined {
 				return
 			}
-			items, err := f.st.Quarantine(t.Context(), postgres.QuarantineFilter{All: true})
+			items, err := f.st.Quarantine(t.Context(), casebook.QuarantineFilter{All: true})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -293,7 +293,7 @@ func TestProcess(t *testing.T) {
 			if _, err := f.st.UpdateIDByExternalID(ctx, casebook.SourceEmail, rep.ExternalID); !errors.Is(err, casebook.ErrNotFound) {
 				t.Errorf("refused mail was stored as an update: %v", err)
 			}
-			items, err := f.st.Quarantine(ctx, postgres.QuarantineFilter{All: true})
+			items, err := f.st.Quarantine(ctx, casebook.QuarantineFilter{All: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -406,7 +406,7 @@ func TestProcessInfrastructureErrors(t *testing.T) {
 			if _, err := f.st.Checkpoint(ctx, ingest.CheckpointChannel, ingest.CheckpointKey(loc)); !errors.Is(err, casebook.ErrNotFound) {
 				t.Errorf("checkpoint committed after a failure: %v", err)
 			}
-			if items, _ := f.st.Quarantine(ctx, postgres.QuarantineFilter{All: true}); len(items) != 0 {
+			if items, _ := f.st.Quarantine(ctx, casebook.QuarantineFilter{All: true}); len(items) != 0 {
 				t.Errorf("quarantined after a failure: %+v", items)
 			}
 		})
@@ -479,7 +479,7 @@ func TestQuarantinePoisonMessage(t *testing.T) {
 	if err != nil || res.Disposition != ingest.Quarantined || res.Code != ingest.CodeFailedRepeatedly || res.Reason != "failed 3 times: boom" {
 		t.Fatalf("%+v, %v", res, err)
 	}
-	items, err := f.st.Quarantine(ctx, postgres.QuarantineFilter{})
+	items, err := f.st.Quarantine(ctx, casebook.QuarantineFilter{})
 	if err != nil || len(items) != 1 || items[0].Subject != "crashes us" || items[0].RawBlob == "" {
 		t.Fatalf("quarantine: %+v, %v", items, err)
 	}

@@ -11,7 +11,6 @@ import (
 	"casebook/casebook"
 	"casebook/casebook/clamav"
 	"casebook/casebook/clamav/clamdtest"
-	"casebook/casebook/postgres"
 	"casebook/ingest"
 	"casebook/ingest/mail"
 )
@@ -65,7 +64,7 @@ func TestProcessMalware(t *testing.T) {
 			} else if err != nil || rep.Disposition != tt.want || !strings.HasPrefix(rep.Reason, tt.reason) {
 				t.Fatalf("Handle = %+v, %v; want %s %q", rep.Result, err, tt.want, tt.reason)
 			}
-			items, err := f.st.Quarantine(ctx, postgres.QuarantineFilter{All: true})
+			items, err := f.st.Quarantine(ctx, casebook.QuarantineFilter{All: true})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -53,18 +53,8 @@ func (s *Store) AddQuarantine(ctx context.Context, kind, code, reason string, u 
 	return id, nil
 }
 
-// QuarantineFilter selects one keyset page of quarantine rows, oldest first. The zero
-// value lists pending quarantined mail, the queue people work.
-type QuarantineFilter struct {
-	// All includes released, dropped and ignored rows.
-	All bool
-	// After is the id of the last row of the previous page.
-	After int64
-	Limit int
-}
-
 // Quarantine lists quarantine rows, oldest first.
-func (s *Store) Quarantine(ctx context.Context, f QuarantineFilter) ([]casebook.QuarantineItem, error) {
+func (s *Store) Quarantine(ctx context.Context, f casebook.QuarantineFilter) ([]casebook.QuarantineItem, error) {
 	if f.Limit <= 0 || f.Limit > 10000 {
 		f.Limit = 1000
 	}

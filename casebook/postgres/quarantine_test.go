@@ -51,10 +51,10 @@ func TestQuarantine(t *testing.T) {
 	}, cmp.Ignore())); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if items, _ := f.st.Quarantine(ctx, postgres.QuarantineFilter{}); len(items) != 1 {
+	if items, _ := f.st.Quarantine(ctx, casebook.QuarantineFilter{}); len(items) != 1 {
 		t.Errorf("pending queue has %d rows, want 1 (ignored mail is not in it)", len(items))
 	}
-	if items, _ := f.st.Quarantine(ctx, postgres.QuarantineFilter{All: true}); len(items) != 2 {
+	if items, _ := f.st.Quarantine(ctx, casebook.QuarantineFilter{All: true}); len(items) != 2 {
 		t.Errorf("--all has %d rows, want 2", len(items))
 	}
 
@@ -73,7 +73,7 @@ func TestQuarantine(t *testing.T) {
 			t.Errorf("resolve %s: %v, want %v", step.status, err, step.want)
 		}
 	}
-	if items, _ := f.st.Quarantine(ctx, postgres.QuarantineFilter{}); len(items) != 0 {
+	if items, _ := f.st.Quarantine(ctx, casebook.QuarantineFilter{}); len(items) != 0 {
 		t.Errorf("released mail still queued: %+v", items)
 	}
 	if it, _ := f.st.QuarantineByID(ctx, id); it.ResolvedBy == "" || it.Status != casebook.QuarantineReleased {

@@ -19,26 +19,45 @@ var tabs = map[string][]casebook.Status{
 	"resolved": {casebook.StatusResolved, casebook.StatusClosed},
 }
 
+// The staff's two lists: the cases they own and every case of the support team.
+const (
+	viewMine = "mine"
+	viewAll  = "all"
+)
+
+// maxSearch caps the searched text.
+const maxSearch = 100
+
 func (s *Server) caseList(w http.ResponseWriter, r *http.Request, v viewer) {
 	ctx := r.Context()
-	tab := r.URL.Query().Get("tab")
+	q := r.URL.Query()
+	tab := q.Get("tab")
 	if _, ok := tabs[tab]; !ok {
 		tab = "open"
 	}
 	var after *casebook.CaseCursor
-	if c, ok := parseCursor(r.URL.Query().Get("after")); ok {
+	if c, ok := parseCursor(q.Get("after")); ok {
 		after = &c
 	}
 	org, owner := v.scope()
-	all, err := s.store.Cases(ctx, casebook.CaseFilter{OrgID: org, OwnerID: owner, Statuses: tabs[tab], After: after, Limit: pageSize + 1})
-	if err != nil {
-		s.serverError(w, r, "case list", err)
-		return
-	}
+	f := casebook.CaseFilter{OrgID: org, OwnerID: owner, Statuses: tabs[tab], After: after, Limit: pageSize + 1}
 	p := CaseListPage{
 		Layout: Layout{Title: "Cases", User: &v.User, Flash: s.sessions.PopString(ctx, keyFlash)},
 		Tab:    tab,
 		Paged:  after != nil,
+	}
+	if v.User.Staff {
+		p.View = viewMine
+		if q.Get("view") == viewAll {
+			p.View, f.OwnerID = viewAll, 0
+		}
+		p.Search = truncate(strings.TrimSpace(q.Get("q")), maxSearch)
+		s.applySearch(&f, p.Search)
+	}
+	all, err := s.store.Cases(ctx, f)
+	if err != nil {
+		s.serverError(w, r, "case list", err)
+		return
 	}
 	if len(all) > pageSize {
 		all = all[:pageSize]
@@ -47,6 +66,20 @@ func (s *Server) caseList(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	p.Cases = all
 	s.render(w, r, http.StatusOK, "cases", p)
+}
+
+// applySearch narrows a staff list to what was typed: a case reference or a bare
+// number finds that case (in any tab), anything else the cases whose subject or
+// requester holds it.
+func (s *Server) applySearch(f *casebook.CaseFilter, text string) {
+	if text == "" {
+		return
+	}
+	if n, err := s.opt.Refs.Parse(text); err == nil {
+		f.Number, f.Statuses = n, nil
+		return
+	}
+	f.Text = text
 }
 
 // formatCursor writes a cursor as "MICROSECONDS.ID": PostgreSQL keeps microseconds.

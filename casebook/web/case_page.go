@@ -13,7 +13,12 @@ func (s *Server) caseInScope(w http.ResponseWriter, r *http.Request, v viewer, a
 	raw := r.PathValue("ref")
 	number, err := s.opt.Refs.Parse(raw)
 	var c casebook.Case
-	if err == nil {
+	switch {
+	case err != nil:
+	case v.User.Staff:
+		// Staff see every case of the support team (there is one).
+		c, err = s.store.CaseByNumber(r.Context(), number)
+	default:
 		org, owner := v.scope()
 		c, err = s.store.CaseInScope(r.Context(), number, org, owner)
 	}
@@ -63,7 +68,14 @@ func (s *Server) casePageData(r *http.Request, v viewer, c casebook.Case) (CaseP
 	for _, e := range tl {
 		atts = append(atts, e.Attachments...)
 	}
+	var owners []casebook.User
+	if v.User.Staff {
+		if owners, err = s.store.StaffMembers(r.Context()); err != nil {
+			return CasePage{}, err
+		}
+	}
 	return CasePage{
+		Owners:      owners,
 		Layout:      Layout{Title: s.opt.Refs.Format(c.Number) + " " + c.Subject, User: &v.User},
 		Case:        c,
 		Timeline:    tl,

@@ -27,6 +27,7 @@ import (
 	"casebook/casebook/postgres"
 	"casebook/casebook/postgres/pgtest"
 	"casebook/casebook/web"
+	"casebook/ingest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -66,6 +67,7 @@ type env struct {
 	ts        *httptest.Server
 	blobs     *blob.Dir
 	svc       *casebook.Service
+	proc      *ingest.MailProcessor
 	hasher    *password.Hasher
 	failAudit *atomic.Bool
 	opt       web.Options
@@ -105,11 +107,15 @@ func newEnv(t testing.TB, tweak ...func(*web.Options)) *env {
 	e.att1 = e.attach(e.case1, e.alice, "results.pdf", e.att1Body)
 	e.att2 = e.attach(e.case2, e.bob, "scan.pdf", e.att2Body)
 
+	e.proc = ingest.NewProcessor(e.svc, e.st, e.blobs, ingest.ProcessorOptions{})
 	e.opt = web.Options{
-		Refs:     casebook.DefaultRefFormat,
-		Hasher:   e.hasher,
-		Sessions: postgresstore.NewWithCleanupInterval(e.st.DB().DB, 0),
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Desk: casebook.NewDesk(e.st, e.svc, casebook.DeskOptions{Refs: casebook.DefaultRefFormat, MessageIDDomain: "support.test",
+			Releaser: rawReleaser{e.blobs, e.proc}}),
+		QuarantineFiles: ingest.QuarantinedFiles{Raw: e.blobs},
+		Refs:            casebook.DefaultRefFormat,
+		Hasher:          e.hasher,
+		Sessions:        postgresstore.NewWithCleanupInterval(e.st.DB().DB, 0),
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	for _, f := range tweak {
 		f(&e.opt)
@@ -121,6 +127,22 @@ func newEnv(t testing.TB, tweak ...func(*web.Options)) *env {
 	e.ts = httptest.NewTLSServer(e.srv.Handler())
 	t.Cleanup(e.ts.Close)
 	return e
+}
+
+// rawReleaser hands a quarantined message's raw copy to the mail processor, as
+// cmd/casebook wires it.
+type rawReleaser struct {
+	blobs *blob.Dir
+	p     *ingest.MailProcessor
+}
+
+func (r rawReleaser) Release(ctx context.Context, rawBlob string, caseNumber int64, vouchedBy string) (casebook.Outcome, error) {
+	rc, err := r.blobs.Open(ctx, rawBlob)
+	if err != nil {
+		return casebook.Outcome{}, err
+	}
+	defer rc.Close()
+	return r.p.Release(ctx, rc.(io.ReadSeeker), caseNumber, rawBlob, vouchedBy)
 }
 
 // disable disables u's account as `casebook user disable` does.

@@ -32,6 +32,7 @@ func TestPagesRender(t *testing.T) {
 	now := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
 	c := casebook.Case{ID: 1, Number: 42, OrgName: "Acme Health", Owner: "sam@support.test", OwnerName: "Sam",
 		Subject: "Lab results", Status: casebook.StatusOpen, Attachments: 1, UpdatedAt: now}
+	staff := &casebook.User{ID: 2, Email: "sam@support.test", Name: "Sam", Staff: true}
 	att := casebook.Attachment{ID: 7, Filename: "results.pdf", Size: 2048, Author: "Alice <alice@acme.test>", CreatedAt: now}
 	data := map[string]struct {
 		data any
@@ -53,6 +54,14 @@ func TestPagesRender(t *testing.T) {
 			{ID: 1, CreatedAt: now, ExpiresAt: now.Add(15 * time.Minute), IP: "192.0.2.7", UserAgent: "Firefox", Current: true},
 			{ID: 2, CreatedAt: now, ExpiresAt: now.Add(15 * time.Minute), IP: "198.51.100.9", UserAgent: "Safari"}}},
 			[]string{"(this browser)", "198.51.100.9", `action="/account/sessions/end-others"`, `href="/account/sessions"`}},
+		"quarantine": {QuarantinePage{Layout: Layout{Title: "Quarantine", User: staff, QuarantinePending: 3}, Next: 9, Items: []QueueEntry{{
+			QuarantineItem: casebook.QuarantineItem{ID: 9, ReasonCode: "not_allowed", Reason: "the sender may not write", Sender: "eve@evil.test", Subject: "Re: [CASE-000042]", CreatedAt: now},
+			Verdict: "fail for evil.test", Age: "3 h"}}},
+			[]string{`href="/quarantine/9"`, "not_allowed", "eve@evil.test", "fail for evil.test", "3 h", `href="/quarantine?after=9"`, `<span class="count">3</span>`}},
+		"quarantine_item": {QuarantineItemPage{Layout: Layout{Title: "Quarantined mail 9", User: staff}, Pending: true, CaseRef: "CASE-000042", Problem: "There is no such case.",
+			Item:  QueueEntry{QuarantineItem: casebook.QuarantineItem{ID: 9, ReasonCode: "no_case_ref", Sender: "eve@evil.test", RawBlob: "k", Body: "hello\nthere", Status: "pending", CreatedAt: now}, Verdict: "none"},
+			Files: []casebook.QuarantinedFile{{Index: 0, Filename: "scan.pdf", ContentType: "application/pdf", Size: 2048}}},
+			[]string{`action="/quarantine/9/release"`, `value="CASE-000042"`, `action="/quarantine/9/drop"`, `href="/quarantine/9/files/0"`, "<p>there</p>", `role="alert"`}},
 		"error": {ErrorPage{Layout: Layout{Title: "Not Found"}, Status: 404, Message: "There is no such page."}, []string{"There is no such page."}},
 	}
 	for _, name := range pageNames {

@@ -148,8 +148,8 @@ type viewer struct {
 	MustChange bool
 }
 
-// scope returns the case scope of v: a customer sees the org's cases, staff the cases
-// they own.
+// scope returns the case scope of v: a customer sees the org's cases; for staff, who
+// see every case, it is the cases they own (the list's Mine tab).
 func (v viewer) scope() (orgID, ownerID int64) {
 	if v.User.Staff {
 		return 0, v.User.ID

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -22,6 +23,8 @@ type Layout struct {
 	Restricted bool
 	// Flash is a one-time notice carried over a redirect.
 	Flash string
+	// QuarantinePending is the staff header's count of mail waiting in quarantine.
+	QuarantinePending int64
 }
 
 // LoginPage is the login form.
@@ -51,8 +54,12 @@ type PasswordPage struct {
 // CaseListPage is one page of a tab of cases.
 type CaseListPage struct {
 	Layout
-	Tab   string
-	Cases []casebook.Case
+	Tab string
+	// View is the staff's list, viewMine or viewAll; empty for customers.
+	View string
+	// Search is what staff typed into the search field.
+	Search string
+	Cases  []casebook.Case
 	// Next is the cursor of the following page, empty on the last one.
 	Next string
 	// Paged is set when this is not the first page.
@@ -69,6 +76,8 @@ type CasePage struct {
 	MaxFiles    int
 	MaxFileSize int64
 	Problem     string
+	// Owners are the staff a case may be handed to, shown to staff only.
+	Owners []casebook.User
 }
 
 // SessionsPage lists the viewer's sessions, with a button to end the others.
@@ -90,7 +99,8 @@ type pages struct {
 }
 
 // pageNames are the page templates under pages/ besides base.html.
-var pageNames = []string{"login", "forgot", "password", "cases", "case", "error", "mfa_code", "mfa_enrol", "mfa_recovery", "sessions"}
+var pageNames = []string{"login", "forgot", "password", "cases", "case", "error", "mfa_code", "mfa_enrol", "mfa_recovery", "sessions",
+	"quarantine", "quarantine_item"}
 
 func parsePages(fsys fs.FS, refs casebook.RefFormat) (*pages, error) {
 	funcs := template.FuncMap{
@@ -119,6 +129,7 @@ func parsePages(fsys fs.FS, refs casebook.RefFormat) (*pages, error) {
 // render writes a page. It renders into a buffer first, so that a template error
 // becomes a clean 500 rather than half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	data = s.withStaffHeader(r, data)
 	var buf bytes.Buffer
 	if err := s.pages.byName[name].ExecuteTemplate(&buf, "base", data); err != nil {
 		s.log.ErrorContext(r.Context(), "cannot render page", "page", name, slog.Any("error", err))
@@ -148,4 +159,31 @@ func channelLabel(s casebook.Source) string {
 		return "Support team"
 	}
 	return string(s)
+}
+
+// withStaffHeader fills the quarantine count of a staff member's page header. Every
+// page type embeds Layout; the count is one index-only query, made only for staff.
+func (s *Server) withStaffHeader(r *http.Request, data any) any {
+	v := reflect.ValueOf(data)
+	if v.Kind() != reflect.Struct {
+		return data
+	}
+	f := v.FieldByName("Layout")
+	if !f.IsValid() {
+		return data
+	}
+	l, ok := f.Interface().(Layout)
+	if !ok || l.User == nil || !l.User.Staff || l.Restricted {
+		return data
+	}
+	n, err := s.store.PendingQuarantine(r.Context())
+	if err != nil {
+		// The header is not worth failing the page for.
+		s.log.WarnContext(r.Context(), "cannot count the quarantine", slog.Any("error", err))
+		return data
+	}
+	cp := reflect.New(v.Type()).Elem()
+	cp.Set(v)
+	cp.FieldByName("Layout").FieldByName("QuarantinePending").SetInt(n)
+	return cp.Interface()
 }

@@ -67,11 +67,23 @@ type Store interface {
 	Cases(ctx context.Context, f casebook.CaseFilter) ([]casebook.Case, error)
 	CaseInScope(ctx context.Context, number, orgID, ownerID int64) (casebook.Case, error)
 	AttachmentInScope(ctx context.Context, id, orgID, ownerID int64) (casebook.Attachment, int64, error)
+	StaffStore
 	Timeline(ctx context.Context, caseID int64) ([]casebook.TimelineEntry, error)
 
 	// AuditBatch appends rows, in order, to the append-only audit log in one
 	// transaction.
 	AuditBatch(ctx context.Context, es []casebook.AuditEntry) error
+}
+
+// StaffStore is what the staff pages read: every case of the support team, the staff
+// who may own one, and the quarantine queue.
+type StaffStore interface {
+	CaseByNumber(ctx context.Context, number int64) (casebook.Case, error)
+	AttachmentWithCase(ctx context.Context, id int64) (casebook.Attachment, int64, error)
+	StaffMembers(ctx context.Context) ([]casebook.User, error)
+	Quarantine(ctx context.Context, f casebook.QuarantineFilter) ([]casebook.QuarantineItem, error)
+	QuarantineByID(ctx context.Context, id int64) (casebook.QuarantineItem, error)
+	PendingQuarantine(ctx context.Context) (int64, error)
 }
 
 // Writer is the one write path.
@@ -150,6 +162,12 @@ type Options struct {
 	// caps requests per account [3].
 	ResetTTL      time.Duration
 	ResetsPerHour int
+	// Desk carries out the staff's decisions (casebook.Desk); without it the staff
+	// pages only read, and their forms answer 503.
+	Desk Desk
+	// QuarantineFiles reads the attachments of quarantined mail; without it the
+	// quarantine page lists none.
+	QuarantineFiles QuarantineFiles
 	// Extra mounts handlers outside the session and cross-origin checks, pattern ->
 	// handler, for endpoints that authenticate themselves (Slack's Events API signs
 	// its requests). Patterns follow http.ServeMux and must not overlap the page's.
@@ -175,6 +193,8 @@ type Server struct {
 	routes   []string
 	audits   *auditBatcher
 	box      *secretBox
+	desk     Desk
+	qfiles   QuarantineFiles
 	// resets wakes the reset worker when this instance queued a request.
 	resets chan struct{}
 
@@ -240,7 +260,7 @@ func New(store Store, writer Writer, blobs BlobOpener, opt Options) (*Server, er
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{store: store, writer: writer, blobs: blobs, opt: opt, log: opt.Logger, pages: p,
+	s := &Server{store: store, writer: writer, blobs: blobs, opt: opt, log: opt.Logger, pages: p, desk: opt.Desk, qfiles: opt.QuarantineFiles,
 		audits: &auditBatcher{write: store.AuditBatch}, resets: make(chan struct{}, 1), locks: lockSet{memory: opt.LockMemory}}
 	if s.box, err = newSecretBox(opt.MFAKey); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
@@ -289,6 +309,15 @@ func (s *Server) buildHandler() http.Handler {
 	handle("GET /cases/{ref}", s.authed(s.casePage))
 	handle("POST /cases/{ref}/attachments", s.authed(s.upload))
 	handle("GET /attachments/{id}", s.authed(s.download))
+	// Staff pages: a customer gets the unknown page's 404 and an audit row.
+	handle("POST /cases/{ref}/reply", s.staffAction(s.reply))
+	handle("POST /cases/{ref}/status", s.staffAction(s.setStatus))
+	handle("POST /cases/{ref}/owner", s.staffAction(s.reassign))
+	handle("GET /quarantine", s.staffOnly(s.quarantineList))
+	handle("GET /quarantine/{id}", s.staffOnly(s.quarantineView))
+	handle("GET /quarantine/{id}/files/{n}", s.staffOnly(s.quarantineFile))
+	handle("POST /quarantine/{id}/release", s.staffAction(s.quarantineRelease))
+	handle("POST /quarantine/{id}/drop", s.staffAction(s.quarantineDrop))
 	app.Handle("/", http.HandlerFunc(s.notFound))
 	sort.Strings(s.routes)
 

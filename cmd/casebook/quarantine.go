@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"casebook/casebook"
-	"casebook/casebook/postgres"
 	"casebook/ingest"
 	"casebook/ingest/mail"
 	"casebook/ingest/senderauth"
@@ -40,7 +39,7 @@ func quarantineListCommand() command {
 			if err != nil {
 				return err
 			}
-			items, err := st.Quarantine(ctx, postgres.QuarantineFilter{All: all})
+			items, err := st.Quarantine(ctx, casebook.QuarantineFilter{All: all})
 			if err != nil {
 				return err
 			}

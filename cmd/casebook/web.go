@@ -13,6 +13,7 @@ import (
 	"casebook/casebook"
 	"casebook/casebook/postgres"
 	"casebook/casebook/web"
+	"casebook/ingest"
 )
 
 // WebConfig is the web page's part of Config.
@@ -85,8 +86,22 @@ func (a *app) webComponents(ctx context.Context) ([]component, error) {
 	if err != nil {
 		return nil, err
 	}
+	lim, err := a.cfg.mailLimits()
+	if err != nil {
+		return nil, err
+	}
+	p, err := a.processor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	desk, err := a.desk(ctx, rawReleaser{a: a, p: p})
+	if err != nil {
+		return nil, err
+	}
 	sessions := postgresstore.NewWithCleanupInterval(st.DB().DB, 5*time.Minute)
 	srv, err := web.New(st, svc, blobs, web.Options{
+		Desk:            desk,
+		QuarantineFiles: ingest.QuarantinedFiles{Raw: blobs, Limits: lim},
 		Addr:            a.cfg.Web.HTTP,
 		BaseURL:         a.cfg.BaseURL,
 		TLSCert:         a.cfg.Web.TLSCert,
