@@ -56,7 +56,7 @@ func TestPagesRender(t *testing.T) {
 			[]string{"(this browser)", "198.51.100.9", `action="/account/sessions/end-others"`, `href="/account/sessions"`}},
 		"quarantine": {QuarantinePage{Layout: Layout{Title: "Quarantine", User: staff, QuarantinePending: 3}, Next: 9, Items: []QueueEntry{{
 			QuarantineItem: casebook.QuarantineItem{ID: 9, ReasonCode: "not_allowed", Reason: "the sender may not write", Sender: "eve@evil.test", Subject: "Re: [CASE-000042]", CreatedAt: now},
-			Verdict: "fail for evil.test", Age: "3 h"}}},
+			Verdict:        "fail for evil.test", Age: "3 h"}}},
 			[]string{`href="/quarantine/9"`, "not_allowed", "eve@evil.test", "fail for evil.test", "3 h", `href="/quarantine?after=9"`, `<span class="count">3</span>`}},
 		"quarantine_item": {QuarantineItemPage{Layout: Layout{Title: "Quarantined mail 9", User: staff}, Pending: true, CaseRef: "CASE-000042", Problem: "There is no such case.",
 			Item:  QueueEntry{QuarantineItem: casebook.QuarantineItem{ID: 9, ReasonCode: "no_case_ref", Sender: "eve@evil.test", RawBlob: "k", Body: "hello\nthere", Status: "pending", CreatedAt: now}, Verdict: "none"},
