@@ -138,6 +138,9 @@ func (d *Desk) Reply(ctx context.Context, by Actor, number int64, body string, f
 	if body == "" && files == nil {
 		return Reply{}, fmt.Errorf("reply to %s: %w", ref, ErrEmptyReply)
 	}
+	if body == "" {
+		files = atLeastOneFile(files)
+	}
 	if by.User == nil {
 		return Reply{}, fmt.Errorf("reply to %s: %w: replies are written by a staff member", ref, ErrNotAllowed)
 	}
@@ -258,4 +261,20 @@ func (d *Desk) Reassign(ctx context.Context, by Actor, number, ownerID int64) (C
 		return Case{}, fmt.Errorf("reassign %s: %w", ref, err)
 	}
 	return c, nil
+}
+
+// atLeastOneFile fails files with ErrEmptyReply when it yields none, inside the
+// write path, so that nothing is committed: a form's file input may be left empty.
+func atLeastOneFile(files FileSeq) FileSeq {
+	return func(yield func(File) error) error {
+		n := 0
+		err := files(func(f File) error {
+			n++
+			return yield(f)
+		})
+		if err == nil && n == 0 {
+			return ErrEmptyReply
+		}
+		return err
+	}
 }

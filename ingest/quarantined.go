@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"casebook/casebook"
 	"casebook/ingest/mail"
@@ -76,4 +77,41 @@ func (q QuarantinedFiles) OpenFile(ctx context.Context, rawBlob string, index in
 		return fmt.Errorf("quarantined file %d: %w", index, casebook.ErrNotFound)
 	}
 	return fmt.Errorf("quarantined file %d: %w", index, err)
+}
+
+// Releaser releases quarantined mail onto a case (casebook.Releaser). The processor
+// reads a message twice (digest, then parse), so a raw copy the blob store cannot
+// seek (an encrypted one) is spooled to a temporary file under TempDir first:
+// memory stays flat whatever the message's size.
+type Releaser struct {
+	Raw       RawOpener
+	Processor *MailProcessor
+	// TempDir holds the spooled copy; empty is the system's temporary directory.
+	TempDir string
+}
+
+// Release implements casebook.Releaser.
+func (r Releaser) Release(ctx context.Context, rawBlob string, caseNumber int64, vouchedBy string) (casebook.Outcome, error) {
+	rc, err := r.Raw.Open(ctx, rawBlob)
+	if err != nil {
+		return casebook.Outcome{}, fmt.Errorf("release: %w", err)
+	}
+	defer rc.Close()
+	raw, ok := rc.(io.ReadSeeker)
+	if !ok {
+		f, err := os.CreateTemp(r.TempDir, "release-*.eml")
+		if err != nil {
+			return casebook.Outcome{}, fmt.Errorf("release: %w", err)
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		if _, err := io.Copy(f, rc); err != nil {
+			return casebook.Outcome{}, fmt.Errorf("release: spool %s: %w", rawBlob, err)
+		}
+		raw = f
+	}
+	if _, err := raw.Seek(0, io.SeekStart); err != nil {
+		return casebook.Outcome{}, fmt.Errorf("release: %w", err)
+	}
+	return r.Processor.Release(ctx, raw, caseNumber, rawBlob, vouchedBy)
 }

@@ -110,7 +110,7 @@ func newEnv(t testing.TB, tweak ...func(*web.Options)) *env {
 	e.proc = ingest.NewProcessor(e.svc, e.st, e.blobs, ingest.ProcessorOptions{})
 	e.opt = web.Options{
 		Desk: casebook.NewDesk(e.st, e.svc, casebook.DeskOptions{Refs: casebook.DefaultRefFormat, MessageIDDomain: "support.test",
-			Releaser: rawReleaser{e.blobs, e.proc}}),
+			Releaser: ingest.Releaser{Raw: e.blobs, Processor: e.proc, TempDir: t.TempDir()}}),
 		QuarantineFiles: ingest.QuarantinedFiles{Raw: e.blobs},
 		Refs:            casebook.DefaultRefFormat,
 		Hasher:          e.hasher,
@@ -127,22 +127,6 @@ func newEnv(t testing.TB, tweak ...func(*web.Options)) *env {
 	e.ts = httptest.NewTLSServer(e.srv.Handler())
 	t.Cleanup(e.ts.Close)
 	return e
-}
-
-// rawReleaser hands a quarantined message's raw copy to the mail processor, as
-// cmd/casebook wires it.
-type rawReleaser struct {
-	blobs *blob.Dir
-	p     *ingest.MailProcessor
-}
-
-func (r rawReleaser) Release(ctx context.Context, rawBlob string, caseNumber int64, vouchedBy string) (casebook.Outcome, error) {
-	rc, err := r.blobs.Open(ctx, rawBlob)
-	if err != nil {
-		return casebook.Outcome{}, err
-	}
-	defer rc.Close()
-	return r.p.Release(ctx, rc.(io.ReadSeeker), caseNumber, rawBlob, vouchedBy)
 }
 
 // disable disables u's account as `casebook user disable` does.

@@ -161,7 +161,11 @@ func quarantineReleaseCommand() command {
 			if err != nil {
 				return err
 			}
-			d, err := a.desk(ctx, rawReleaser{a: a, p: p})
+			bl, err := a.blobStore()
+			if err != nil {
+				return err
+			}
+			d, err := a.desk(ctx, ingest.Releaser{Raw: bl, Processor: p})
 			if err != nil {
 				return err
 			}
@@ -239,22 +243,6 @@ func (a *app) desk(ctx context.Context, r casebook.Releaser) (*casebook.Desk, er
 		Releaser:        r,
 		Logger:          a.log,
 	}), nil
-}
-
-// rawReleaser hands a quarantined message's raw copy to the mail processor.
-type rawReleaser struct {
-	a *app
-	p *ingest.MailProcessor
-}
-
-// Release implements casebook.Releaser.
-func (r rawReleaser) Release(ctx context.Context, rawBlob string, caseNumber int64, vouchedBy string) (casebook.Outcome, error) {
-	raw, err := r.a.openRaw(ctx, rawBlob)
-	if err != nil {
-		return casebook.Outcome{}, err
-	}
-	defer raw.Close()
-	return r.p.Release(ctx, raw, caseNumber, rawBlob, vouchedBy)
 }
 
 // openRaw opens a kept raw message for reading twice (parse, then stream).

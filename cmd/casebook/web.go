@@ -94,7 +94,7 @@ func (a *app) webComponents(ctx context.Context) ([]component, error) {
 	if err != nil {
 		return nil, err
 	}
-	desk, err := a.desk(ctx, rawReleaser{a: a, p: p})
+	desk, err := a.desk(ctx, ingest.Releaser{Raw: blobs, Processor: p})
 	if err != nil {
 		return nil, err
 	}
