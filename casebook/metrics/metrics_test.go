@@ -64,6 +64,7 @@ func TestMetricsAfterIngest(t *testing.T) {
 	}
 	m := metrics.New()
 	m.WatchOutbox(st, discard)
+	m.WatchQuarantine(st, discard)
 	svc := casebook.NewService(st, bl, casebook.Options{Observer: m})
 
 	org, err := st.AddOrg(ctx, "Acme Health", "acme.test")
@@ -98,6 +99,11 @@ func TestMetricsAfterIngest(t *testing.T) {
 	for _, u := range adds {
 		svc.AddUpdate(ctx, u)
 	}
+	for i, kind := range []string{"quarantined", "quarantined", "ignored"} {
+		if _, err := st.AddQuarantine(ctx, kind, "no_case_ref", "no case", casebook.Update{Source: casebook.SourceEmail, ExternalID: fmt.Sprint("q", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	admin := metrics.NewAdmin("127.0.0.1:0", m, discard)
 	got := scrape(t, admin.Handler())
@@ -108,6 +114,7 @@ func TestMetricsAfterIngest(t *testing.T) {
 		`casebook_attachment_bytes_total{source="email"}`:                         10,
 		`casebook_outbox_mails{status="pending"}`:                                 2,
 		`casebook_outbox_mails{status="failed"}`:                                  0,
+		`casebook_quarantine_pending`:                                             2,
 	}
 	for k, v := range want {
 		if got[k] != v {

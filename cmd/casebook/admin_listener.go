@@ -46,6 +46,7 @@ func (a *app) adminComponents(ctx context.Context) ([]component, error) {
 		return nil, err
 	}
 	a.promMetrics().WatchOutbox(st, a.log)
+	a.promMetrics().WatchQuarantine(st, a.log)
 	a.ready("postgres", st.Ping)
 	return []component{{name: "admin", run: a.adminServer().Run}}, nil
 }
