@@ -35,10 +35,13 @@ const (
 	benchOrgs    = 1000
 	benchStaff   = 50
 	benchClients = 50
+	// benchQuarantine is the number of quarantined mails waiting.
+	benchQuarantine = 10000
 )
 
 // BenchmarkWeb measures the case list and a case page under 50 concurrent logged-in
-// clients on loopback, for each size in -web-bench-sizes. It reports p50 and p99
+// clients on loopback, and the staff's All list and quarantine queue under the 10
+// staff clients, for each size in -web-bench-sizes. It reports p50 and p99
 // latency and requests per second. The data is generated only when the benchmark runs
 // (go test -bench), never by go test alone:
 //
@@ -51,7 +54,7 @@ func BenchmarkWeb(b *testing.B) {
 		}
 		be := newBenchEnv(b, size)
 		b.Run(fmt.Sprintf("cases=%d/list", size), func(b *testing.B) {
-			be.load(b, func(i int, c *benchClient) string {
+			be.load(b, be.clients, func(i int, c *benchClient) string {
 				if i%4 == 3 {
 					return "/cases?tab=resolved"
 				}
@@ -59,7 +62,41 @@ func BenchmarkWeb(b *testing.B) {
 			})
 		})
 		b.Run(fmt.Sprintf("cases=%d/case", size), func(b *testing.B) {
-			be.load(b, func(_ int, c *benchClient) string { return c.casePath })
+			be.load(b, be.clients, func(_ int, c *benchClient) string { return c.casePath })
+		})
+		// The staff's own list, the same clients on the owner index: the baseline
+		// of the two staff pages below.
+		b.Run(fmt.Sprintf("cases=%d/staff-mine", size), func(b *testing.B) {
+			be.load(b, be.staff, func(i int, c *benchClient) string {
+				if i%4 == 3 {
+					return "/cases?tab=resolved"
+				}
+				return "/cases"
+			})
+		})
+		// The staff's All list: every case of the support team, newest activity
+		// first, the resolved tab (two statuses merged) one request in four, and a
+		// page deep in the list one in eight.
+		b.Run(fmt.Sprintf("cases=%d/staff-all", size), func(b *testing.B) {
+			be.load(b, be.staff, func(i int, c *benchClient) string {
+				switch {
+				case i%8 == 7:
+					return "/cases?view=all&after=" + be.deepCursor
+				case i%4 == 3:
+					return "/cases?view=all&tab=resolved"
+				}
+				return "/cases?view=all"
+			})
+		})
+		// The quarantine queue holds benchQuarantine pending mails: its first page,
+		// and a page from the middle one request in four.
+		b.Run(fmt.Sprintf("cases=%d/quarantine", size), func(b *testing.B) {
+			be.load(b, be.staff, func(i int, c *benchClient) string {
+				if i%4 == 3 {
+					return fmt.Sprintf("/quarantine?after=%d", benchQuarantine/2)
+				}
+				return "/quarantine"
+			})
 		})
 	}
 }
@@ -72,6 +109,10 @@ type benchClient struct {
 type benchEnv struct {
 	ts      *httptest.Server
 	clients []*benchClient
+	// staff are the clients logged in as staff.
+	staff []*benchClient
+	// deepCursor names a page of the staff's All list half-way down.
+	deepCursor string
 }
 
 func newBenchEnv(b *testing.B, size int) *benchEnv {
@@ -117,6 +158,13 @@ func newBenchEnv(b *testing.B, size int) *benchEnv {
 		FROM updates u WHERE u.external_id LIKE 'bench-%-1' OR u.external_id LIKE 'bench-%-2' OR u.external_id LIKE 'bench-%-4' OR u.external_id LIKE 'bench-%-6'`); err != nil {
 		b.Fatal(err)
 	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO quarantine (kind, source, external_id, reason_code, reason, message_id, sender, subject, raw_blob, body, meta, created_at)
+		SELECT 'quarantined', 'email', 'bench-q-' || g, 'sender_not_verified', 'the sender could not be verified', 'q' || g || '@evil.test',
+			'sender' || g || '@evil.test', 'Re: [CASE-' || g || '] scans', 'blob' || g, 'Here are the scans.',
+			jsonb_build_object('sender_auth', 'none', 'sender_auth_domain', 'evil.test'), now() - make_interval(mins => g)
+		FROM generate_series(1, $1) g`, benchQuarantine); err != nil {
+		b.Fatal(err)
+	}
 	if _, err := db.ExecContext(ctx, `ANALYZE`); err != nil {
 		b.Fatal(err)
 	}
@@ -135,7 +183,14 @@ func newBenchEnv(b *testing.B, size int) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	be := &benchEnv{ts: httptest.NewServer(srv.Handler())}
+	var mid struct {
+		UpdatedAt time.Time `db:"updated_at"`
+		ID        int64     `db:"id"`
+	}
+	if err := db.GetContext(ctx, &mid, `SELECT updated_at, id FROM cases ORDER BY updated_at DESC, id DESC OFFSET $1 LIMIT 1`, size/2); err != nil {
+		b.Fatal(err)
+	}
+	be := &benchEnv{ts: httptest.NewServer(srv.Handler()), deepCursor: fmt.Sprintf("%d.%d", mid.UpdatedAt.UnixMicro(), mid.ID)}
 	b.Cleanup(be.ts.Close)
 	transport := &http.Transport{MaxIdleConnsPerHost: 2 * benchClients}
 	b.Cleanup(transport.CloseIdleConnections)
@@ -156,7 +211,11 @@ func newBenchEnv(b *testing.B, size int) *benchEnv {
 		if r.Request.URL.Path != "/cases" {
 			b.Fatalf("login %s ended at %s", email, r.Request.URL.Path)
 		}
-		be.clients = append(be.clients, &benchClient{http: hc, casePath: casePath})
+		c := &benchClient{http: hc, casePath: casePath}
+		be.clients = append(be.clients, c)
+		if strings.HasPrefix(email, "staff") {
+			be.staff = append(be.staff, c)
+		}
 	}
 	return be
 }
@@ -171,16 +230,16 @@ func caseFor(k, mod int) int {
 	return k - 1
 }
 
-// load runs b.N requests spread over the clients, all at once, and reports latency
+// load runs b.N requests spread over clients, all at once, and reports latency
 // percentiles and throughput.
-func (be *benchEnv) load(b *testing.B, path func(i int, c *benchClient) string) {
+func (be *benchEnv) load(b *testing.B, clients []*benchClient, path func(i int, c *benchClient) string) {
 	var next atomic.Int64
-	lat := make([][]time.Duration, len(be.clients))
+	lat := make([][]time.Duration, len(clients))
 	var wg sync.WaitGroup
 	var failed atomic.Value
 	b.ResetTimer()
 	start := time.Now()
-	for ci, c := range be.clients {
+	for ci, c := range clients {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
