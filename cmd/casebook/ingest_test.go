@@ -176,9 +176,15 @@ away
 	if code, _, _ := c.run("quarantine", "release", "1"); code != 2 {
 		t.Errorf("release without --case: exit %d", code)
 	}
-	rel := c.json("quarantine", "release", "1", "--case", "CASE-000001")
-	if rel["result"] != "added" {
+	if code, _, errOut := c.run("quarantine", "release", "1", "--case", "CASE-000001", "--as", "alice@acme.test"); code != 1 || !strings.Contains(errOut, "not staff") {
+		t.Errorf("release as a customer: exit %d, %s", code, errOut)
+	}
+	rel := c.json("quarantine", "release", "1", "--case", "CASE-000001", "--as", "sam@support.test")
+	if rel["result"] != "added" || rel["case"] != "CASE-000001" {
 		t.Errorf("release: %v", rel)
+	}
+	if shown := c.json("quarantine", "show", "1"); shown["status"] != "released" || shown["resolved_by"] != "sam@support.test" {
+		t.Errorf("released row: %v", shown)
 	}
 	if code, _, _ := c.run("quarantine", "drop", "1"); code != 1 {
 		t.Errorf("dropping a released mail: exit %d", code)

@@ -80,6 +80,12 @@ func TestAdminFlow(t *testing.T) {
 	if closed["status"] != "closed" {
 		t.Errorf("case close = %v", closed)
 	}
+	if code, _, errOut := c.run("case", "resolve", "CASE-000001"); code != 1 || !strings.Contains(errOut, "the case is closed") {
+		t.Errorf("resolving a closed case: exit %d, %s", code, errOut)
+	}
+	if reopened := c.json("case", "reopen", "CASE-000001"); reopened["status"] != "open" {
+		t.Errorf("case reopen = %v", reopened)
+	}
 	b := c.json("bind", "slack", "C123", "--org", "Acme Health", "--team", "T1")
 	if diff := cmp.Diff(map[string]any{"platform": "slack", "workspace": "T1", "channel": "C123", "org_id": float64(1)}, b); diff != "" {
 		t.Errorf("bind (-want +got):\n%s", diff)
