@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"casebook/casebook"
 )
@@ -74,6 +75,30 @@ func (s *Store) CaseByNumber(ctx context.Context, number int64) (casebook.Case, 
 	return c, nil
 }
 
+// searchHits is how many matching cases a search gathers through the trigram
+// indexes before it deems its text common.
+const searchHits = 5000
+
+// searchCondition is the filter of a search for text. PostgreSQL cannot tell how
+// many cases a substring matches, so it is asked first, through the trigram indexes
+// and bounded: a rare text (a name, an address, a word of one subject) lists its few
+// cases by id; a common one filters the ordered walk of the list instead, which then
+// fills a page after a short way.
+func (s *Store) searchCondition(ctx context.Context, text string, arg func(any) string) (string, error) {
+	like := "%" + likeEscaper.Replace(text) + "%"
+	var ids []int64
+	if err := s.hot.SelectContext(ctx, &ids, `SELECT id FROM cases WHERE subject ILIKE $1
+		UNION ALL SELECT id FROM cases WHERE requester_id IN (SELECT id FROM users WHERE email ILIKE $1 OR name ILIKE $1)
+		LIMIT $2`, like, searchHits+1); err != nil {
+		return "", fmt.Errorf("search cases: %w", err)
+	}
+	if len(ids) <= searchHits {
+		return "c.id = ANY(" + arg(pq.Array(ids)) + ")", nil
+	}
+	p := arg(like)
+	return "(c.subject ILIKE " + p + " OR c.requester_id IN (SELECT id FROM users WHERE email ILIKE " + p + " OR name ILIKE " + p + "))", nil
+}
+
 // likeEscaper quotes LIKE's wildcards, so that searched text matches as typed.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
@@ -111,8 +136,11 @@ func (s *Store) Cases(ctx context.Context, f casebook.CaseFilter) ([]casebook.Ca
 		where = append(where, "c.number = "+arg(f.Number))
 	}
 	if f.Text != "" {
-		like := arg("%" + likeEscaper.Replace(f.Text) + "%")
-		where = append(where, "(c.subject ILIKE "+like+" OR c.requester_id IN (SELECT id FROM users WHERE email ILIKE "+like+" OR name ILIKE "+like+"))")
+		cond, err := s.searchCondition(ctx, f.Text, arg)
+		if err != nil {
+			return nil, err
+		}
+		where = append(where, cond)
 	}
 	if f.After != nil {
 		where = append(where, "(c.updated_at, c.id) < ("+arg(f.After.UpdatedAt)+", "+arg(f.After.ID)+")")
