@@ -1,6 +1,8 @@
 // Package web is casebook's web page: customers and staff log in, list their cases,
 // open one, add attachments through the one write path (casebook.Service.AddUpdate),
-// download them, and manage their password.
+// download them, and manage their password. Staff also work there: they see every
+// case, reply, resolve, close, reopen and hand over cases, and release or drop
+// quarantined mail, through the domain's use cases (casebook.Desk).
 //
 // Pages are server-rendered from the templates package (a base layout plus one file per
 // page, parsed once in New); no JavaScript is needed. Sessions live in PostgreSQL
