@@ -110,7 +110,7 @@ type Writer interface {
 	AddUpdate(ctx context.Context, u casebook.Update) (casebook.Outcome, error)
 }
 
-// BlobOpener reads stored attachments (casebook/blob.Dir).
+// BlobOpener reads stored attachments (casebook/blob.Store).
 type BlobOpener interface {
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
 }

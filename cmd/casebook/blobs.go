@@ -137,7 +137,7 @@ func blobsRekeyCommand() command {
 // rekey wraps every blob under next as well as cur (or, when next is cur, under cur
 // alone), then records which keys open the store, then does the same for queued
 // temporary passwords. Every step is idempotent: an interrupted run is run again.
-func (a *app) rekey(ctx context.Context, st *postgres.Store, bl *blob.Dir, cur, next *blob.Key) error {
+func (a *app) rekey(ctx context.Context, st *postgres.Store, bl *blob.Store, cur, next *blob.Key) error {
 	var keys []*blob.Key
 	if cur.Equal(next) {
 		keys = []*blob.Key{next}
@@ -175,7 +175,7 @@ func (a *app) rekey(ctx context.Context, st *postgres.Store, bl *blob.Dir, cur, 
 	for i, k := range keys {
 		ids[i], boxes[i] = k.ID(), k
 	}
-	if err := bl.SetKeyIDs(ids); err != nil {
+	if err := bl.SetKeyIDs(ctx, ids); err != nil {
 		return err
 	}
 	sealed, err := st.ResealOutboxSecrets(ctx, []postgres.SecretBox{cur, next}, boxes)
@@ -273,7 +273,7 @@ func (a *app) blobKeyCheck() doctor.Check {
 		if key == nil {
 			return "", doctor.Warning("no --blob-key-file: attachments are stored unencrypted (make a key: head -c 32 /dev/urandom | base64)")
 		}
-		ids, _ := bl.KeyIDs()
+		ids, _ := bl.KeyIDs(ctx)
 		return fmt.Sprintf("key %s opens the store (keys in use: %v)", key.ID(), ids), nil
 	}}
 }

@@ -187,7 +187,7 @@ type app struct {
 	stderr io.Writer
 
 	st      *postgres.Store
-	blobs   *blob.Dir
+	blobs   *blob.Store
 	key     *blob.Key
 	service *casebook.Service
 	metrics *metrics.Metrics
@@ -256,7 +256,7 @@ func (a *app) blobKey() (*blob.Key, error) {
 }
 
 // blobStore opens the blob store with the key, refusing a key its blobs are not under.
-func (a *app) blobStore() (*blob.Dir, error) {
+func (a *app) blobStore() (*blob.Store, error) {
 	if a.blobs != nil {
 		return a.blobs, nil
 	}
@@ -274,7 +274,7 @@ func (a *app) blobStore() (*blob.Dir, error) {
 
 // core opens what every channel needs: the store, the domain service over it, and the
 // blob store.
-func (a *app) core(ctx context.Context) (*postgres.Store, *casebook.Service, *blob.Dir, error) {
+func (a *app) core(ctx context.Context) (*postgres.Store, *casebook.Service, *blob.Store, error) {
 	svc, err := a.svc(ctx)
 	if err != nil {
 		return nil, nil, nil, err
