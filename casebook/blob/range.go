@@ -174,10 +174,10 @@ type rangeReader struct {
 }
 
 func (r *rangeReader) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		return 0, io.EOF
+	}
 	for len(r.pt) == 0 {
-		if r.left == 0 {
-			return 0, io.EOF
-		}
 		if err := r.next(); err != nil {
 			return 0, err
 		}
