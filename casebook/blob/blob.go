@@ -143,6 +143,14 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 			f.Close()
 			return nil, fmt.Errorf("blob %s: %w", key, br.err)
 		}
+		if sk, ok := f.(io.Seeker); ok {
+			// Hand back the file itself, which can seek (a raw message is read twice).
+			if _, err := sk.Seek(0, io.SeekStart); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("blob %s: %w", key, err)
+			}
+			return f, nil
+		}
 		return readCloser{Reader: br, Closer: f}, nil
 	}
 	h, err := readHeader(br)

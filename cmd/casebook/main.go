@@ -255,23 +255,6 @@ func (a *app) blobKey() (*blob.Key, error) {
 	return k, nil
 }
 
-// blobStore opens the blob store with the key, refusing a key its blobs are not under.
-func (a *app) blobStore() (*blob.Store, error) {
-	if a.blobs != nil {
-		return a.blobs, nil
-	}
-	key, err := a.blobKey()
-	if err != nil {
-		return nil, err
-	}
-	d, err := blob.Open(a.cfg.DataDir, key)
-	if err != nil {
-		return nil, err
-	}
-	a.blobs = d
-	return d, nil
-}
-
 // core opens what every channel needs: the store, the domain service over it, and the
 // blob store.
 func (a *app) core(ctx context.Context) (*postgres.Store, *casebook.Service, *blob.Store, error) {
@@ -291,7 +274,7 @@ func (a *app) svc(ctx context.Context) (*casebook.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	bl, err := a.blobStore()
+	bl, err := a.blobStore(ctx)
 	if err != nil {
 		return nil, err
 	}
