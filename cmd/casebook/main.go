@@ -61,6 +61,7 @@ func commands() map[string]command {
 		"blobs verify":  blobsVerifyCommand(),
 		"blobs rekey":   blobsRekeyCommand(),
 		"blobs encrypt": blobsEncryptCommand(),
+		"blobs migrate": blobsMigrateCommand(),
 
 		// The email channel's commands.
 		"ingest":             ingestCommand(),
