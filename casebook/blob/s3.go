@@ -57,7 +57,9 @@ type S3Config struct {
 	Prefix string
 	// Endpoint is the server's URL; empty for Amazon S3 itself.
 	Endpoint string
-	Region   string
+	// Region is the bucket's; empty leaves it to the AWS chain (AWS_REGION, profiles),
+	// and then to us-east-1.
+	Region string
 	// PathStyle addresses the bucket in the path (most self-hosted servers) instead
 	// of the host name.
 	PathStyle bool
@@ -123,22 +125,27 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 	if c.SpoolDir == "" {
 		c.SpoolDir = filepath.Join(os.TempDir(), "casebook-spool")
 	}
-	if c.Region == "" {
-		c.Region = "us-east-1"
-	}
 	if err := os.MkdirAll(c.SpoolDir, 0o700); err != nil {
 		return nil, fmt.Errorf("blob spool: %w", err)
 	}
 	if err := clearTemp(c.SpoolDir, StaleTemp, time.Now()); err != nil {
 		return nil, fmt.Errorf("blob spool: %w", err)
 	}
-	opts := []func(*config.LoadOptions) error{config.WithRegion(c.Region)}
+	var opts []func(*config.LoadOptions) error
+	if c.Region != "" {
+		opts = append(opts, config.WithRegion(c.Region))
+	}
 	if c.AccessKeyID != "" {
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)))
 	}
 	ac, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3 config: %w", err)
+	}
+	if ac.Region == "" {
+		// Neither the URL nor the AWS chain names one; S3-compatible servers mostly
+		// accept any, and Amazon S3 redirects to the bucket's own.
+		ac.Region = "us-east-1"
 	}
 	client := s3.NewFromConfig(ac, func(o *s3.Options) {
 		if c.Endpoint != "" {
@@ -395,6 +402,10 @@ func (s *S3) get(ctx context.Context, key string, off, n int64) (io.ReadCloser, 
 		return nil, fmt.Errorf("blob %s: %w", key, casebook.ErrNotFound)
 	}
 	if status(err) == http.StatusRequestedRangeNotSatisfiable {
+		if off == 0 {
+			// Any range of an empty object is unsatisfiable: its start is its end.
+			return io.NopCloser(eofReader{}), nil
+		}
 		return nil, fmt.Errorf("blob %s: %w", key, ErrRange)
 	}
 	if err != nil {

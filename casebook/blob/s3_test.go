@@ -69,6 +69,9 @@ func TestS3PutOpen(t *testing.T) {
 			if err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("read back %d bytes, %v", len(got), err)
 			}
+			if plain, err := st.Plaintext(ctx, b.Key); err != nil || plain != (c.key == nil) {
+				t.Errorf("Plaintext = %v, %v", plain, err)
+			}
 			key := aws.String(prefix + "/blobs/" + b.Key)
 			head, err := srv.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s3test.Bucket), Key: key, ChecksumMode: types.ChecksumModeEnabled})
 			if err != nil {
