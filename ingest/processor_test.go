@@ -34,7 +34,7 @@ var tokenKey = []byte("0123456789abcdef0123456789abcdef")
 // open case with one case mail in the outbox, and a processor over it all.
 type fixture struct {
 	st        *postgres.Store
-	blobs     *blob.Dir
+	blobs     *blob.Store
 	svc       *casebook.Service
 	p         *ingest.MailProcessor
 	signer    *casebook.TokenSigner

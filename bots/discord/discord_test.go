@@ -39,7 +39,7 @@ type env struct {
 	t     testing.TB
 	fake  *discordtest.Server
 	st    *postgres.Store
-	blobs *blob.Dir
+	blobs *blob.Store
 	bot   *Bot
 	acme  casebook.Case // the bound org's case
 	other casebook.Case // a case of another org

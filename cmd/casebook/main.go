@@ -61,6 +61,7 @@ func commands() map[string]command {
 		"blobs verify":  blobsVerifyCommand(),
 		"blobs rekey":   blobsRekeyCommand(),
 		"blobs encrypt": blobsEncryptCommand(),
+		"blobs migrate": blobsMigrateCommand(),
 
 		// The email channel's commands.
 		"ingest":             ingestCommand(),
@@ -187,7 +188,7 @@ type app struct {
 	stderr io.Writer
 
 	st      *postgres.Store
-	blobs   *blob.Dir
+	blobs   *blob.Store
 	key     *blob.Key
 	service *casebook.Service
 	metrics *metrics.Metrics
@@ -255,26 +256,9 @@ func (a *app) blobKey() (*blob.Key, error) {
 	return k, nil
 }
 
-// blobStore opens the blob store with the key, refusing a key its blobs are not under.
-func (a *app) blobStore() (*blob.Dir, error) {
-	if a.blobs != nil {
-		return a.blobs, nil
-	}
-	key, err := a.blobKey()
-	if err != nil {
-		return nil, err
-	}
-	d, err := blob.Open(a.cfg.DataDir, key)
-	if err != nil {
-		return nil, err
-	}
-	a.blobs = d
-	return d, nil
-}
-
 // core opens what every channel needs: the store, the domain service over it, and the
 // blob store.
-func (a *app) core(ctx context.Context) (*postgres.Store, *casebook.Service, *blob.Dir, error) {
+func (a *app) core(ctx context.Context) (*postgres.Store, *casebook.Service, *blob.Store, error) {
 	svc, err := a.svc(ctx)
 	if err != nil {
 		return nil, nil, nil, err
@@ -291,7 +275,7 @@ func (a *app) svc(ctx context.Context) (*casebook.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	bl, err := a.blobStore()
+	bl, err := a.blobStore(ctx)
 	if err != nil {
 		return nil, err
 	}

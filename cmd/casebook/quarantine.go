@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -213,9 +214,11 @@ func quarantineDropCommand() command {
 	}
 }
 
-// openRaw opens a kept raw message for reading twice (parse, then stream).
+// openRaw opens a kept raw message for reading twice (parse, then stream). A blob
+// the store cannot seek in (encrypted, or on S3) is copied to a temporary file first,
+// removed on Close.
 func (a *app) openRaw(ctx context.Context, key string) (io.ReadSeekCloser, error) {
-	bl, err := a.blobStore()
+	bl, err := a.blobStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -223,10 +226,22 @@ func (a *app) openRaw(ctx context.Context, key string) (io.ReadSeekCloser, error
 	if err != nil {
 		return nil, err
 	}
-	rs, ok := rc.(io.ReadSeekCloser)
-	if !ok {
-		rc.Close()
-		return nil, fmt.Errorf("blob %s: the blob store cannot seek", key)
+	if rs, ok := rc.(io.ReadSeekCloser); ok {
+		return rs, nil
 	}
-	return rs, nil
+	defer rc.Close()
+	tmp, err := os.CreateTemp("", "casebook-raw-*")
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", key, err)
+	}
+	os.Remove(tmp.Name()) // gone from the directory at once; the open file stays readable
+	if _, err := io.Copy(tmp, rc); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("blob %s: %w", key, err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	return tmp, nil
 }
