@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/mail"
 
+	"casebook/casebook/blob/s3test"
 	"casebook/casebook/outbox/smtptest"
 	"casebook/casebook/postgres"
 	"casebook/casebook/postgres/pgtest"
@@ -26,10 +27,17 @@ import (
 	"casebook/ingest/imap/dovecottest"
 )
 
-// clusterBlobArgs points every instance at the one shared blob store: the file
-// backend on a shared directory for now. Switching the cluster to another backend
-// (`--blob-url s3://…`) is a change of this function alone.
-func clusterBlobArgs(dir string) []string { return []string{"--data-dir", dir} }
+// clusterBlobArgs points every instance at the one shared blob store, a bucket on a
+// real S3 server.
+func clusterBlobArgs(url string) []string { return []string{"--blob-url", url} }
+
+// clusterEnv is the environment of every casebook process of the cluster: none of the
+// test's own CASEBOOK_ settings, and the S3 server's credentials through the standard
+// AWS variables.
+func clusterEnv() []string {
+	return append(environWithout("CASEBOOK_"), "AWS_ACCESS_KEY_ID="+s3test.AccessKey,
+		"AWS_SECRET_ACCESS_KEY="+s3test.SecretKey, "AWS_EC2_METADATA_DISABLED=true")
+}
 
 var (
 	clusterBinOnce sync.Once
@@ -121,7 +129,7 @@ type instance struct {
 }
 
 // cluster is three `casebook serve` processes on one PostgreSQL, one Dovecot, one
-// SMTP server and one blob store.
+// SMTP server and one S3 server.
 type cluster struct {
 	tb        testing.TB
 	db        string
@@ -135,7 +143,7 @@ type cluster struct {
 
 func newCluster(tb testing.TB, n int) *cluster {
 	tb.Helper()
-	c := &cluster{tb: tb, db: pgtest.URL(tb), blobs: tb.TempDir()}
+	c := &cluster{tb: tb, db: pgtest.URL(tb), blobs: s3test.Start(tb).URL("cluster")}
 	c.dovecot = dovecottest.Start(tb)
 	c.dovecot.AddUser("support", "support-pw")
 	c.smtp = smtptest.Start(tb, smtptest.Options{})
@@ -153,7 +161,8 @@ func newCluster(tb testing.TB, n int) *cluster {
 			"--imap", c.dovecot.URL("support", "INBOX"), "--imap-spool-dir", tb.TempDir(),
 			"--smtp", "smtp://" + c.smtp.Addr + "?tls=none", "--mail-from", "support@support.example",
 			"--reply-address", "support@support.example", "--mail-rate-limit", "0", "--token-key", "cluster-token-key-0123456789abcdefghijklmnop",
-			"--http", in.web, "--admin", in.admin, "--insecure-cookies", "--base-url", "http://" + in.web},
+			"--http", in.web, "--admin", in.admin, "--insecure-cookies", "--base-url", "http://" + in.web,
+			"--trusted-authserv-id", demo.AuthservID},
 			clusterBlobArgs(c.blobs)...)
 		c.instances = append(c.instances, in)
 		c.start(in, bin)
@@ -172,7 +181,7 @@ func newCluster(tb testing.TB, n int) *cluster {
 func (c *cluster) start(in *instance, bin string) {
 	c.tb.Helper()
 	in.cmd = exec.Command(bin, in.args...)
-	in.cmd.Env = environWithout("CASEBOOK_")
+	in.cmd.Env = clusterEnv()
 	in.log = &lockLog{}
 	in.cmd.Stderr = in.log
 	in.exited = make(chan struct{})
@@ -249,7 +258,9 @@ func (c *cluster) deliver(from, n int) {
 		if err != nil {
 			c.tb.Fatal(err)
 		}
-		c.dovecot.Deliver("support", "INBOX", raw)
+		// The receiving server's word that the mail passed DMARC, which the
+		// instances trust, as a site trusts its own MX.
+		c.dovecot.Deliver("support", "INBOX", demo.Stamp(raw, "acme.example"))
 	}
 }
 
@@ -372,7 +383,7 @@ func (c *cluster) verifyBlobs() {
 	c.tb.Helper()
 	args := append([]string{"blobs", "verify", "--json", "--database-url", c.db}, clusterBlobArgs(c.blobs)...)
 	cmd := exec.Command(casebookBinary(c.tb), args...)
-	cmd.Env = environWithout("CASEBOOK_")
+	cmd.Env = clusterEnv()
 	out, err := cmd.Output()
 	if err != nil {
 		c.tb.Fatalf("blobs verify: %v\n%s", err, out)
