@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"casebook/casebook"
 	"casebook/casebook/blob/s3test"
 )
 
@@ -143,7 +144,7 @@ func TestBlobURLValidate(t *testing.T) {
 		{"s3://bucket?path_style=perhaps", false},
 		{"gs://bucket", false},
 	} {
-		cfg := Config{DatabaseURL: "postgres://x", DataDir: "d", MaxFileSize: 1, CasePrefix: "CASE", ScanUnavailable: scanBlock, BlobURL: c.url}
+		cfg := Config{DatabaseURL: "postgres://x", DataDir: "d", MaxFileSize: 1, CasePrefix: "CASE", ScanUnavailable: scanBlock, ReplyTokenTTL: casebook.DefaultTokenTTL, BlobURL: c.url}
 		if err := cfg.Validate(); (err == nil) != c.ok {
 			t.Errorf("Validate(--blob-url %q) = %v", c.url, err)
 		}

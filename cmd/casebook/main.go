@@ -56,6 +56,8 @@ func commands() map[string]command {
 		"outbox list":  outboxListCommand(),
 		"oauth login":  oauthLoginCommand(),
 
+		"token-key rotate": tokenKeyRotateCommand(),
+
 		// The blob store's commands.
 		"blobs gc":      blobsGCCommand(),
 		"blobs verify":  blobsVerifyCommand(),
