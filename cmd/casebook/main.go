@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -197,10 +196,6 @@ type app struct {
 	admin   *metrics.Admin
 	// oauth holds one token source per OAuth account the mailboxes and SMTP name.
 	oauth *oauth.Sources
-
-	// webExtra holds endpoints other components mount on the web page without its
-	// session and cross-origin checks (pattern -> handler), e.g. Slack's Events API.
-	webExtra map[string]http.Handler
 }
 
 func (a *app) close() {

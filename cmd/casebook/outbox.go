@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"net/mail"
-	"slices"
 	"strings"
 	"time"
 
@@ -57,16 +56,6 @@ func (a *app) outboxWorker(ctx context.Context) (*outbox.Worker, error) {
 	d, err := a.smtpDialer()
 	if err != nil {
 		return nil, err
-	}
-	var missing []string
-	for flag, v := range map[string]string{"--mail-from": m.From, "--base-url": a.cfg.BaseURL} {
-		if v == "" {
-			missing = append(missing, flag)
-		}
-	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		return nil, fmt.Errorf("sending mail (--smtp) also needs %s", strings.Join(missing, ", "))
 	}
 	signer, err := a.tokenSigner(ctx, true)
 	if err != nil {
