@@ -143,14 +143,7 @@ func userResetPasswordCommand() command {
 		usage: "EMAIL",
 		help:  "void a user's password, end their sessions, and email a temporary password (30 minutes)",
 		run: func(ctx context.Context, a *app, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("%w: name the user's email address", errUsage)
-			}
-			st, err := a.store(ctx)
-			if err != nil {
-				return err
-			}
-			u, err := st.UserByEmail(ctx, args[0])
+			st, u, err := a.userArg(ctx, args)
 			if err != nil {
 				return err
 			}
