@@ -21,6 +21,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The S3 tests run Versity's S3 gateway (casebook/blob/s3test); it installs from the
+# Go module proxy into GOBIN (about a minute, once).
+gobin="$(go env GOBIN)"; gobin="${gobin:-$(go env GOPATH)/bin}"
+if ! command -v versitygw >/dev/null 2>&1 && [ ! -x "$gobin/versitygw" ]; then
+  echo "installing versitygw into $gobin..." >&2
+  go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
+
 test -z "$(gofmt -l $(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $(git ls-files '*.go'); exit 1; }
 go vet ./...
 go test -race -timeout 20m "$@" ./...

@@ -70,6 +70,9 @@ type File struct {
 	// URL is where the adapter fetches the file (Slack url_private_download, Discord
 	// CDN URL). It is kept with a file that waits for its case, for Options.Reopen.
 	URL string `json:"url,omitempty"`
+	// Held names the blob that keeps the bytes of a file waiting for its case, for an
+	// adapter whose URLs expire before the hold does (Discord).
+	Held string `json:"held,omitempty"`
 	// Open streams the bytes. It is not kept: a held file gets a new one from
 	// Options.Reopen.
 	Open Opener `json:"-"`

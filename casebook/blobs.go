@@ -23,7 +23,7 @@ type BlobInfo struct {
 	ModTime time.Time
 }
 
-// BlobSweeper is what the sweep needs from the blob store (casebook/blob.Dir).
+// BlobSweeper is what the sweep needs from the blob store (casebook/blob.Store).
 type BlobSweeper interface {
 	Walk(ctx context.Context, fn func(BlobInfo) error) error
 	// RemoveUnused removes a blob unless it was stored again at or after cutoff.
@@ -178,7 +178,7 @@ type BlobRefLister interface {
 	BlobRefs(ctx context.Context, fn func(BlobRef) error) error
 }
 
-// BlobOpener reads blobs back (casebook/blob.Dir).
+// BlobOpener reads blobs back (casebook/blob.Store).
 type BlobOpener interface {
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
 }

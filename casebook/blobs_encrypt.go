@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// BlobConverter is what EncryptBlobs needs from the blob store (casebook/blob.Dir
+// BlobConverter is what EncryptBlobs needs from the blob store (casebook/blob.Store
 // opened with a key).
 type BlobConverter interface {
 	BlobSweeper

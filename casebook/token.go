@@ -41,17 +41,24 @@ type ReplyToken struct {
 
 // TokenSigner makes and checks reply tokens with one HMAC-SHA256 key.
 type TokenSigner struct {
-	key []byte
-	ttl time.Duration
+	// keys[0] signs; every key verifies, so that replies to mail signed before a
+	// rotation still find their case.
+	keys [][]byte
+	ttl  time.Duration
 }
 
-// NewTokenSigner returns a signer for key, which must hold at least 32 bytes. Its
+// NewTokenSigner returns a signer that signs with key and also accepts tokens signed
+// with any of older (keys it replaced). Each key must hold at least 32 bytes. Its
 // tokens expire after DefaultTokenTTL.
-func NewTokenSigner(key []byte) (*TokenSigner, error) {
-	if len(key) < 32 {
-		return nil, fmt.Errorf("reply token key: %d bytes, need at least 32", len(key))
+func NewTokenSigner(key []byte, older ...[]byte) (*TokenSigner, error) {
+	s := &TokenSigner{ttl: DefaultTokenTTL}
+	for _, k := range append([][]byte{key}, older...) {
+		if len(k) < 32 {
+			return nil, fmt.Errorf("reply token key: %d bytes, need at least 32", len(k))
+		}
+		s.keys = append(s.keys, append([]byte(nil), k...))
 	}
-	return &TokenSigner{key: append([]byte(nil), key...), ttl: DefaultTokenTTL}, nil
+	return s, nil
 }
 
 // WithTTL returns a signer with the same key whose tokens expire ttl after signing.
@@ -75,7 +82,7 @@ func (s *TokenSigner) Sign(t ReplyToken) string {
 	payload := binary.AppendUvarint(nil, uint64(t.CaseNumber))
 	payload = binary.AppendUvarint(payload, uint64(t.UserID))
 	payload = binary.AppendUvarint(payload, uint64(max(0, (t.Expires.Unix()+3599)/3600)))
-	payload = append(payload, s.mac(tokenV2, payload)...)
+	payload = append(payload, tokenMAC(s.keys[0], tokenV2, payload)...)
 	return strings.ToLower(tokenEncoding.EncodeToString(payload))
 }
 
@@ -88,12 +95,19 @@ func (s *TokenSigner) Verify(token string) (ReplyToken, error) {
 		return ReplyToken{}, ErrBadToken
 	}
 	payload, mac := raw[:len(raw)-tokenMACLen], raw[len(raw)-tokenMACLen:]
-	fields := 3
-	if !hmac.Equal(mac, s.mac(tokenV2, payload)) {
-		if !hmac.Equal(mac, s.mac(tokenV1, payload)) {
-			return ReplyToken{}, ErrBadToken
+	fields := 0
+	for _, k := range s.keys {
+		if hmac.Equal(mac, tokenMAC(k, tokenV2, payload)) {
+			fields = 3
+		} else if hmac.Equal(mac, tokenMAC(k, tokenV1, payload)) {
+			fields = 2
 		}
-		fields = 2
+		if fields > 0 {
+			break
+		}
+	}
+	if fields == 0 {
+		return ReplyToken{}, ErrBadToken
 	}
 	var v [3]uint64
 	rest := payload
@@ -123,8 +137,8 @@ const (
 	tokenV2 = "casebook reply token v2\x00"
 )
 
-func (s *TokenSigner) mac(version string, payload []byte) []byte {
-	h := hmac.New(sha256.New, s.key)
+func tokenMAC(key []byte, version string, payload []byte) []byte {
+	h := hmac.New(sha256.New, key)
 	h.Write([]byte(version))
 	h.Write(payload)
 	return h.Sum(nil)[:tokenMACLen]

@@ -55,7 +55,7 @@ func TestReplyTokenExpiry(t *testing.T) {
 	s := testSigner(t)
 	v1 := func(c, u uint64) string {
 		p := binary.AppendUvarint(binary.AppendUvarint(nil, c), u)
-		return strings.ToLower(tokenEncoding.EncodeToString(append(p, s.mac(tokenV1, p)...)))
+		return strings.ToLower(tokenEncoding.EncodeToString(append(p, tokenMAC(s.keys[0], tokenV1, p)...)))
 	}
 	tests := []struct {
 		name    string
@@ -116,4 +116,38 @@ func FuzzVerifyToken(f *testing.F) {
 			t.Fatalf("Verify(%q) accepted a token that is not the signature of %+v", tok, got)
 		}
 	})
+}
+
+// TestReplyTokenRotation: a signer signs with its first key and accepts tokens of the
+// keys it replaced; a token of a key it does not hold is refused.
+func TestReplyTokenRotation(t *testing.T) {
+	oldKey, newKey, stranger := bytes.Repeat([]byte("o"), 32), bytes.Repeat([]byte("n"), 32), bytes.Repeat([]byte("s"), 32)
+	before := must(NewTokenSigner(oldKey))
+	after := must(NewTokenSigner(newKey, oldKey))
+	other := must(NewTokenSigner(stranger))
+	tok := ReplyToken{CaseNumber: 7, UserID: 3}
+	for _, tc := range []struct {
+		name   string
+		token  string
+		wantOK bool
+	}{
+		{"signed before the rotation", before.Sign(tok), true},
+		{"signed after it", after.Sign(tok), true},
+		{"signed with another key", other.Sign(tok), false},
+	} {
+		got, err := after.Verify(tc.token)
+		if ok := err == nil && got.CaseNumber == 7 && got.UserID == 3; ok != tc.wantOK {
+			t.Errorf("%s: %+v, %v; want ok %v", tc.name, got, err, tc.wantOK)
+		}
+	}
+	if _, err := before.Verify(after.Sign(tok)); !errors.Is(err, ErrBadToken) {
+		t.Errorf("a token of the new key verified with only the old one: %v", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

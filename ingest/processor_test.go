@@ -34,7 +34,7 @@ var tokenKey = []byte("0123456789abcdef0123456789abcdef")
 // open case with one case mail in the outbox, and a processor over it all.
 type fixture struct {
 	st        *postgres.Store
-	blobs     *blob.Dir
+	blobs     *blob.Store
 	svc       *casebook.Service
 	p         *ingest.MailProcessor
 	signer    *casebook.TokenSigner
@@ -541,7 +541,7 @@ func TestProcessDisabledSender(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, to := range []string{f.tokenAddress(t, f.c.Number, f.contact.ID), replyAddress} {
-		m := msg{headers: []string{"From: alice@acme.example", "To: " + to, "Subject: Re: [" + f.ref() + "] Lab results",
+		m := msg{headers: []string{passed("acme.example"), "From: alice@acme.example", "To: " + to, "Subject: Re: [" + f.ref() + "] Lab results",
 			fmt.Sprintf("Message-ID: <disabled%d@acme.example>", i)}, body: "here", files: []file{{"a.pdf", "application/pdf", pdf}}}
 		rep, err := f.p.Handle(ctx, ingest.Location{}, bytes.NewReader(m.bytes()))
 		if err != nil || rep.Disposition != ingest.Quarantined || !strings.Contains(rep.Reason, "account is disabled") {

@@ -57,8 +57,8 @@ type Config struct {
 	// APIURL, when set, is where discord.com, the gateway and the CDN hosts are
 	// reached instead (a fake in tests, a proxy in staging). Empty in production.
 	APIURL string
-	// HoldDir keeps the bytes of files waiting for their case to be named.
-	HoldDir string
+	// Held keeps the bytes of files waiting for their case to be named.
+	Held HeldFiles
 	// Workers handle messages concurrently; a channel's messages stay in order. 4 when zero.
 	Workers int
 	Logger  *slog.Logger
@@ -69,11 +69,11 @@ type Bot struct {
 	cfg     Config
 	session *discordgo.Session
 	chat    *bots.Bot
-	store   bots.Store
+	store   Store
 	refs    casebook.RefFormat
 	maxSize int64
 	dl      *http.Client
-	hold    *holdDir
+	hold    *hold
 	log     *slog.Logger
 
 	queues []chan job
@@ -87,12 +87,12 @@ type Bot struct {
 }
 
 // New builds the bot; Run connects it.
-func New(cfg Config, store bots.Store, cases bots.Cases) (*Bot, error) {
+func New(cfg Config, store Store, cases bots.Cases) (*Bot, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("discord: token is empty")
 	}
-	if cfg.HoldDir == "" {
-		return nil, errors.New("discord: hold directory is empty")
+	if cfg.Held == nil {
+		return nil, errors.New("discord: no store for held files")
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
@@ -122,10 +122,6 @@ func New(cfg Config, store bots.Store, cases bots.Cases) (*Bot, error) {
 		s.Dialer = r.dialer()
 	}
 	s.Client = &http.Client{Transport: transport, Timeout: 20 * time.Second}
-	hold, err := openHoldDir(cfg.HoldDir)
-	if err != nil {
-		return nil, err
-	}
 	b := &Bot{
 		cfg:     cfg,
 		session: s,
@@ -134,7 +130,7 @@ func New(cfg Config, store bots.Store, cases bots.Cases) (*Bot, error) {
 		maxSize: cases.MaxFileSize(),
 		// Downloads get longer than REST calls, and follow redirects only within the CDN.
 		dl:   &http.Client{Transport: transport, Timeout: 5 * time.Minute, CheckRedirect: cdnRedirectsOnly},
-		hold: hold,
+		hold: &hold{blobs: cfg.Held, store: store, limit: cases.MaxFileSize()},
 		log:  cfg.Logger.With("source", casebook.SourceDiscord),
 		stop: make(chan struct{}),
 	}
@@ -174,7 +170,6 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	var loops sync.WaitGroup
 	loops.Go(func() { b.chat.Run(ctx) })
-	loops.Go(func() { b.hold.run(ctx, bots.DefaultHold+time.Minute, b.log) })
 
 	err := b.registerCommands(ctx)
 	if err == nil || ctx.Err() != nil {

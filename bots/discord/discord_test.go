@@ -6,10 +6,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,11 +42,15 @@ type env struct {
 	t     testing.TB
 	fake  *discordtest.Server
 	st    *postgres.Store
-	blobs *blob.Dir
+	blobs *blob.Store
 	bot   *Bot
 	acme  casebook.Case // the bound org's case
 	other casebook.Case // a case of another org
 	refs  casebook.RefFormat
+	svc   *casebook.Service
+	opts  envOptions
+	// stop stops the running bot.
+	stop func()
 }
 
 func newEnv(t testing.TB) *env {
@@ -108,26 +115,8 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 	for _, ch := range o.channels {
 		e.fake.AddChannel(guild, ch)
 	}
-	e.bot, err = New(Config{
-		Token:   e.fake.Token(),
-		AppID:   e.fake.AppID(),
-		APIURL:  e.fake.URL,
-		HoldDir: t.TempDir(),
-		Workers: o.workers,
-		Logger:  o.logger,
-	}, st, svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- e.bot.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	e.svc, e.opts = svc, o
+	e.stop = e.start()
 	e.fake.Ready()
 	e.fake.Wait("the /case command", func() bool { return len(e.fake.Commands()) == 1 })
 	return e
@@ -137,6 +126,38 @@ func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
 	return b
+}
+
+// start runs a bot, an instance, on the env's database, blob store and fake Discord
+// until the test ends or the returned stop is called.
+func (e *env) start() (stop func()) {
+	t := e.t
+	b, err := New(Config{
+		Token:   e.fake.Token(),
+		AppID:   e.fake.AppID(),
+		APIURL:  e.fake.URL,
+		Held:    e.blobs,
+		Workers: e.opts.workers,
+		Logger:  e.opts.logger,
+	}, e.st, e.svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.bot = b
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	done := make(chan error, 1)
+	go func() { done <- b.Run(runCtx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // file puts a file of n random bytes on the CDN for the bound channel.
@@ -378,19 +399,20 @@ func TestNoCaseThenAnswer(t *testing.T) {
 	}
 }
 
-// A held file whose bytes are gone (another instance took the question, or the disk
-// was cleaned) is refused with a reason when its case is named, not silently lost.
+// A held file whose bytes are gone (the blob store lost them) is refused with a
+// reason when its case is named, not silently lost.
 func TestHeldFileLost(t *testing.T) {
 	e := newEnv(t)
 	att, _ := e.file("lost.pdf", 100)
 	q := e.replyTo(e.post("no case yet", att))
-	e.fake.Wait("the held file's download", func() bool { return e.fake.Downloads(att) == 1 })
-	p, err := e.bot.hold.path(att.ID)
+	key := e.heldBlob(att.ID)
+	err := filepath.WalkDir(e.blobs.Backend().(*blob.Dir).Root(), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == key {
+			return os.Remove(p)
+		}
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	e.fake.Wait("the held file on disk", func() bool { _, err := os.Stat(p); return err == nil })
-	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
 	answer := e.fake.PostMessage(discordtest.Message{GuildID: guild, ChannelID: channel, AuthorID: userID, Content: e.refs.Format(e.acme.Number), ReplyTo: q.ID})
@@ -399,6 +421,51 @@ func TestHeldFileLost(t *testing.T) {
 	}
 	if got := e.waitReaction(answer); !slices.Equal(got, []string{"❌"}) {
 		t.Errorf("reactions = %v, want ❌", got)
+	}
+}
+
+// heldBlob waits for the held file id's bytes to be in the blob store and returns
+// their key.
+func (e *env) heldBlob(id string) string {
+	e.t.Helper()
+	var key string
+	e.fake.Wait("the held file in the blob store", func() bool {
+		err := e.st.DB().QueryRowContext(e.t.Context(), `SELECT COALESCE(data->>'held', '') FROM chat_pending_files
+			WHERE platform = 'discord' AND file_id = $1`, id).Scan(&key)
+		return err == nil && key != ""
+	})
+	return key
+}
+
+// A file held by one instance is attached when its case is named to another: the
+// bytes wait in the shared blob store and the hold in PostgreSQL, not on the disk of
+// the instance that asked. The blob sweep keeps them while the hold lasts.
+func TestHeldFileAnsweredByAnotherInstance(t *testing.T) {
+	e := newEnv(t)
+	att, body := e.file("elsewhere.pdf", 700)
+	q := e.replyTo(e.post("which case? you tell me", att))
+	key := e.heldBlob(att.ID)
+
+	rep, err := casebook.SweepBlobs(t.Context(), e.st, e.blobs, casebook.SweepOptions{Grace: time.Nanosecond, Now: func() time.Time { return time.Now().Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Removed != 0 {
+		t.Fatalf("the sweep removed %d blobs while a file was held (%s)", rep.Removed, key)
+	}
+
+	e.stop()
+	e.stop = e.start()
+	e.fake.Ready()
+	answer := e.fake.PostMessage(discordtest.Message{GuildID: guild, ChannelID: channel, AuthorID: userID, Content: e.refs.Format(e.acme.Number), ReplyTo: q.ID})
+	if r := e.replyTo(answer); !strings.HasPrefix(r.Content, "Attached `elsewhere.pdf`") {
+		t.Errorf("reply to the answer on the other instance = %q", r.Content)
+	}
+	if !bytes.Equal(e.stored(e.acme)["elsewhere.pdf"], body) {
+		t.Error("the held file is not on the case")
+	}
+	if n := e.fake.Downloads(att); n != 1 {
+		t.Errorf("CDN served the file %d times, want once", n)
 	}
 }
 
@@ -646,7 +713,7 @@ func TestStartRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			svc := casebook.NewService(st, blobs, casebook.Options{})
-			b, err := New(Config{Token: token, APIURL: fake.URL, HoldDir: t.TempDir()}, st, svc)
+			b, err := New(Config{Token: token, APIURL: fake.URL, Held: blobs}, st, svc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -667,7 +734,7 @@ func TestStartDuringOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Config{Token: fake.Token(), APIURL: fake.URL, HoldDir: t.TempDir()}, st, casebook.NewService(st, blobs, casebook.Options{}))
+	b, err := New(Config{Token: fake.Token(), APIURL: fake.URL, Held: blobs}, st, casebook.NewService(st, blobs, casebook.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,17 +1,13 @@
-// Package blob keeps attachment contents in a directory, one file per distinct
-// content.
+// Package blob keeps attachment contents, one object per distinct content, on a
+// Backend: a directory (Dir) or an S3-compatible bucket (S3).
 //
-// A file is written to a temporary name, hashed while it streams, fsynced, and renamed
-// to its name, then the directory is fsynced: a crash mid-write leaves only a
-// temporary file (removed at next start), never a visible partial blob. Blobs are
-// never removed on the write path: a blob no row names is left for Sweep, which
-// removes it only after a grace period (see RemoveUnused).
-//
-// With a key, each blob is encrypted under its own data key (crypt.go) and named by
-// an HMAC of its content under a key derived from the master key, so neither the
-// bytes nor the name reveal the content. Without one, blobs are plaintext named by
-// their SHA-256; both kinds are read back alike, told apart by the encrypted format's
-// magic.
+// The Store is the one layer every backend shares: it hashes while it streams, sniffs
+// the type, and with a key encrypts each blob under its own data key (crypt.go) and
+// names it by an HMAC of its content under a key derived from the master key, so
+// neither the bytes nor the name reveal the content. Without one, blobs are plaintext
+// named by their SHA-256; both kinds are read back alike, told apart by the encrypted
+// format's magic. Blobs are never removed on the write path: a blob no row names is
+// left for the sweep, which removes it only after a grace period (RemoveUnused).
 package blob
 
 import (
@@ -22,11 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"strings"
-	"time"
 
 	"github.com/gabriel-vasile/mimetype"
 
@@ -36,57 +28,61 @@ import (
 // sniffLen is how much of a file mimetype needs to see to tell most types apart.
 const sniffLen = 3072
 
-// Dir is a blob store in a directory.
-type Dir struct {
-	root string
+// Store is a blob store over a backend.
+type Store struct {
+	b Backend
 	// key encrypts new blobs; nil stores them in plaintext.
 	key *Key
 	// keys open encrypted blobs: key first, then any others (during a rotation).
 	keys []*Key
 }
 
-var _ casebook.Blobs = (*Dir)(nil)
+var _ casebook.Blobs = (*Store)(nil)
 
-// Open prepares root for use, creating it when missing and clearing temporary files
-// left by a crash. The first of keys, when given, encrypts new blobs; all of them
-// open existing ones. A store whose blobs are under another key, or that holds
-// encrypted blobs while no key is given, is refused (ErrWrongKey, ErrKeyMissing).
-func Open(root string, keys ...*Key) (*Dir, error) {
-	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o700); err != nil {
-		return nil, fmt.Errorf("blob store %s: %w", root, err)
-	}
-	tmps, err := os.ReadDir(filepath.Join(root, "tmp"))
+// Open opens the store in the directory root (see New).
+func Open(root string, keys ...*Key) (*Store, error) {
+	d, err := NewDir(root)
 	if err != nil {
-		return nil, fmt.Errorf("blob store %s: %w", root, err)
-	}
-	for _, t := range tmps {
-		os.Remove(filepath.Join(root, "tmp", t.Name()))
-	}
-	d := &Dir{root: root}
-	for _, k := range keys {
-		if k != nil {
-			d.keys = append(d.keys, k)
-		}
-	}
-	if len(d.keys) > 0 {
-		d.key = d.keys[0]
-	}
-	if err := d.checkKey(); err != nil {
 		return nil, err
 	}
-	return d, nil
+	// A directory answers at once; there is no request to end early.
+	return New(context.Background(), d, keys...)
 }
 
-// Root returns the directory.
-func (d *Dir) Root() string { return d.root }
+// New opens the store on b. The first of keys, when given, encrypts new blobs; all of
+// them open existing ones. A store whose blobs are under another key, or that holds
+// encrypted blobs while no key is given, is refused (ErrWrongKey, ErrKeyMissing).
+func New(ctx context.Context, b Backend, keys ...*Key) (*Store, error) {
+	s := &Store{b: b}
+	for _, k := range keys {
+		if k != nil {
+			s.keys = append(s.keys, k)
+		}
+	}
+	if len(s.keys) > 0 {
+		s.key = s.keys[0]
+	}
+	if err := s.checkKey(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Backend returns the backend the store keeps its objects on.
+func (s *Store) Backend() Backend { return s.b }
+
+// String names the backend.
+func (s *Store) String() string { return s.b.String() }
 
 // Encrypting reports whether new blobs are encrypted.
-func (d *Dir) Encrypting() bool { return d.key != nil }
+func (s *Store) Encrypting() bool { return s.key != nil }
 
 // Put streams r into the store. More than limit bytes is casebook.ErrTooLarge and
-// stores nothing. Memory use is constant whatever the size.
-func (d *Dir) Put(ctx context.Context, r io.Reader, limit int64) (casebook.StoredBlob, error) {
-	tmp, err := os.CreateTemp(filepath.Join(d.root, "tmp"), "put-*")
+// stores nothing. Memory use is constant whatever the size: the content (encrypted,
+// when there is a key) is spooled to a temporary file while it is hashed, since its
+// name is known only at its end, and then placed on the backend.
+func (s *Store) Put(ctx context.Context, r io.Reader, limit int64) (casebook.StoredBlob, error) {
+	tmp, err := s.b.Spool()
 	if err != nil {
 		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
 	}
@@ -99,9 +95,9 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, limit int64) (casebook.Store
 	name := sum
 	var dst io.Writer = tmp
 	var enc io.WriteCloser
-	if d.key != nil {
-		name = hmac.New(sha256.New, d.key.name)
-		if enc, err = encryptTo(tmp, d.key); err != nil {
+	if s.key != nil {
+		name = hmac.New(sha256.New, s.key.name)
+		if enc, err = encryptTo(tmp, s.key); err != nil {
 			return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
 		}
 		dst = enc
@@ -119,76 +115,51 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, limit int64) (casebook.Store
 			return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
 		}
 	}
-	if err := tmp.Sync(); err != nil {
-		return casebook.StoredBlob{}, fmt.Errorf("blob put: fsync: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
-	}
 	b := casebook.StoredBlob{Key: hex.EncodeToString(name.Sum(nil)), SHA256: hex.EncodeToString(sum.Sum(nil)), Size: n, ContentType: sniff(head.buf)}
-	if err := d.place(tmp.Name(), b.Key); err != nil {
+	if err := s.b.Place(ctx, tmp, b.Key); err != nil {
 		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
 	}
 	return b, nil
 }
 
-// place renames the file at tmp to name, unless name exists. An existing blob has its
-// modification time set to now instead: the sweep removes only blobs untouched for
-// the grace period, so a blob an update is about to name again is safe from it even
-// if no row names it yet.
-func (d *Dir) place(tmp, name string) error {
-	final := d.path(name)
-	now := time.Now()
-	err := os.Chtimes(final, now, now)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(final))
-}
-
 // Open returns a blob's contents, decrypted when the blob is encrypted. A damaged
 // encrypted blob fails with ErrDamaged: at once for a bad header or length, or from
 // Read at the first segment that does not authenticate.
-func (d *Dir) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if !validKey(key) {
 		return nil, fmt.Errorf("blob %q: %w", key, casebook.ErrNotFound)
 	}
-	f, err := os.Open(d.path(key))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("blob %s: %w", key, casebook.ErrNotFound)
-	}
+	size, err := s.b.Size(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", key, err)
+		return nil, err
 	}
-	enc, err := isEncrypted(f)
-	if err != nil || !enc {
-		if err != nil {
+	f, err := s.b.Open(ctx, key, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	br := &peekReader{r: f}
+	if !br.startsWith(magic) {
+		if br.err != nil {
 			f.Close()
-			return nil, fmt.Errorf("blob %s: %w", key, err)
+			return nil, fmt.Errorf("blob %s: %w", key, br.err)
 		}
-		return f, nil
+		if sk, ok := f.(io.Seeker); ok {
+			// Hand back the file itself, which can seek (a raw message is read twice).
+			if _, err := sk.Seek(0, io.SeekStart); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("blob %s: %w", key, err)
+			}
+			return f, nil
+		}
+		return readCloser{Reader: br, Closer: f}, nil
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("blob %s: %w", key, err)
-	}
-	h, err := readHeader(f)
-	if err == nil && !streamSizeOK(st.Size()-int64(headerSize)) {
-		err = fmt.Errorf("%w: truncated (%d bytes)", ErrDamaged, st.Size())
+	h, err := readHeader(br)
+	if err == nil && !streamSizeOK(size-int64(headerSize)) {
+		err = fmt.Errorf("%w: truncated (%d bytes)", ErrDamaged, size)
 	}
 	var r io.Reader
 	if err == nil {
-		r, err = decryptFrom(f, h, d.keys)
+		r, err = decryptFrom(br, h, s.keys)
 	}
 	if err != nil {
 		f.Close()
@@ -197,43 +168,32 @@ func (d *Dir) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	return readCloser{Reader: r, Closer: f}, nil
 }
 
-type readCloser struct {
-	io.Reader
-	io.Closer
+// peekReader reads the first bytes of a stream to look at them, then hands them on.
+type peekReader struct {
+	r    io.Reader
+	head []byte
+	err  error
 }
 
-// isEncrypted reads the magic at the start of f and leaves f at its start.
-func isEncrypted(f *os.File) (bool, error) {
-	b := make([]byte, len(magic))
-	n, err := io.ReadFull(f, b)
+// startsWith reports whether the stream starts with prefix; a read error other than
+// a short stream is kept in p.err.
+func (p *peekReader) startsWith(prefix string) bool {
+	b := make([]byte, len(prefix))
+	n, err := io.ReadFull(p.r, b)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return false, err
+		p.err = err
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return false, err
-	}
-	return string(b[:n]) == magic, nil
+	p.head = b[:n]
+	return string(p.head) == prefix
 }
 
-// path fans blobs out over 256 directories so no directory grows huge.
-func (d *Dir) path(key string) string {
-	return filepath.Join(d.root, key[:2], key)
-}
-
-func validKey(key string) bool {
-	if len(key) != 64 {
-		return false
+func (p *peekReader) Read(b []byte) (int, error) {
+	if len(p.head) > 0 {
+		n := copy(b, p.head)
+		p.head = p.head[n:]
+		return n, nil
 	}
-	return strings.Trim(key, "0123456789abcdef") == ""
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return p.r.Read(b)
 }
 
 // sniff names the type from the first bytes; the declared type is never trusted.

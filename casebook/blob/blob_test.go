@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -81,12 +83,56 @@ func TestPutInterruptedLeavesNothing(t *testing.T) {
 		t.Fatal("want an error")
 	}
 	assertNoFiles(t, root)
-	// A temporary file left by a crash (no deferred cleanup ran) is cleared at start.
-	os.WriteFile(filepath.Join(root, "tmp", "put-crashed"), []byte("partial"), 0o600)
-	if _, err := Open(root); err != nil {
-		t.Fatal(err)
+}
+
+// TestOpenClearsOnlyDeadTemps: several instances may share the directory, so a start
+// removes its own host's leftovers and stale files, never another's write in progress.
+func TestOpenClearsOnlyDeadTemps(t *testing.T) {
+	host := hostName()
+	dead := deadPid(t)
+	cases := []struct {
+		name string
+		file string
+		age  time.Duration
+		kept bool
+	}{
+		{"this host, process gone", fmt.Sprintf("put.%s.%d.0000aaaa.1", host, dead), 0, false},
+		{"this host, an earlier process with our pid", fmt.Sprintf("put.%s.%d.0000aaaa.1", host, os.Getpid()), 0, false},
+		{"this process, a write in progress", tempPrefix("put") + "1", 0, true},
+		{"this host, a live process", fmt.Sprintf("put.%s.1.0000aaaa.1", host), 0, true},
+		{"another host, fresh", "put.elsewhere.1234.0000aaaa.1", 0, true},
+		{"another host, stale", "put.elsewhere.1234.0000aaaa.1", StaleTemp + time.Minute, false},
+		{"an unknown name, fresh", "put-crashed", 0, true},
+		{"an unknown name, stale", "put-crashed", StaleTemp + time.Minute, false},
 	}
-	assertNoFiles(t, root)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			if _, err := Open(root); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(root, "tmp", c.file)
+			os.WriteFile(p, []byte("partial"), 0o600)
+			old := time.Now().Add(-c.age)
+			os.Chtimes(p, old, old)
+			if _, err := Open(root); err != nil {
+				t.Fatal(err)
+			}
+			_, err := os.Stat(p)
+			if kept := err == nil; kept != c.kept {
+				t.Errorf("kept = %v, want %v", kept, c.kept)
+			}
+		})
+	}
+}
+
+// deadPid returns the id of a process that has exited.
+func deadPid(t *testing.T) int {
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip("cannot start a process:", err)
+	}
+	return cmd.Process.Pid
 }
 
 func TestOpenRejectsBadKeys(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
 
 	"github.com/tink-crypto/tink-go/v2/streamingaead/subtle"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -184,10 +183,29 @@ type decryptingReader struct {
 func (d decryptingReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
-		var pe *os.PathError
-		if !errors.As(err, &pe) {
+		var ie ioError
+		if errors.As(err, &ie) {
+			err = ie.err
+		} else {
 			err = fmt.Errorf("%w: %v", ErrDamaged, err)
 		}
+	}
+	return n, err
+}
+
+// ioError marks a failure to read the stored bytes (a disk, a network), which says
+// nothing about the blob being damaged.
+type ioError struct{ err error }
+
+func (e ioError) Error() string { return e.err.Error() }
+
+// ioErrorReader marks its reader's failures as ioError, keeping io.EOF as it is.
+type ioErrorReader struct{ r io.Reader }
+
+func (r ioErrorReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		err = ioError{err}
 	}
 	return n, err
 }
@@ -212,7 +230,7 @@ func decryptFrom(r io.Reader, h header, keys []*Key) (io.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	dr, err := c.NewDecryptingReader(r, streamAAD)
+	dr, err := c.NewDecryptingReader(ioErrorReader{r}, streamAAD)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
 	}

@@ -18,7 +18,7 @@ import (
 	"casebook/casebook"
 )
 
-func readAll(t *testing.T, d *Dir, key string) ([]byte, error) {
+func readAll(t *testing.T, d *Store, key string) ([]byte, error) {
 	t.Helper()
 	rc, err := d.Open(context.Background(), key)
 	if err != nil {
@@ -196,7 +196,7 @@ func TestRewrap(t *testing.T) {
 			t.Fatalf("rewrap %d: changed %v, %v; want %v", i, changed, err, want)
 		}
 	}
-	both.SetKeyIDs([]string{oldKey.ID(), newKey.ID()})
+	both.SetKeyIDs(context.Background(), []string{oldKey.ID(), newKey.ID()})
 	for _, k := range []*Key{oldKey, newKey} {
 		dk, err := Open(root, k)
 		if err != nil {
@@ -285,3 +285,6 @@ func TestRemoveUnusedPutsBackTouched(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// path is where a store in a directory keeps the blob named key.
+func (s *Store) path(key string) string { return s.b.(*Dir).path(key) }

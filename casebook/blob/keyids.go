@@ -1,11 +1,10 @@
 package blob
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -23,59 +22,45 @@ var ErrKeyMissing = errors.New("blobs in this store are encrypted, but no key is
 
 // checkKey refuses a key the store does not know, or a missing key for a store that
 // has encrypted blobs, and records the key's id on first use.
-func (d *Dir) checkKey() error {
-	ids, err := d.KeyIDs()
+func (s *Store) checkKey(ctx context.Context) error {
+	ids, err := s.KeyIDs(ctx)
 	if err != nil {
 		return err
 	}
 	switch {
-	case d.key == nil && len(ids) > 0:
+	case s.key == nil && len(ids) > 0:
 		return fmt.Errorf("%w (key id %s): set --blob-key-file", ErrKeyMissing, strings.Join(ids, ", "))
-	case d.key == nil:
+	case s.key == nil:
 		return nil
 	case len(ids) == 0:
-		return d.SetKeyIDs([]string{d.key.id})
-	case !slices.Contains(ids, d.key.id):
-		return fmt.Errorf("%w: it has id %s, the store expects %s: check --blob-key-file", ErrWrongKey, d.key.id, strings.Join(ids, " or "))
+		return s.SetKeyIDs(ctx, []string{s.key.id})
+	case !slices.Contains(ids, s.key.id):
+		return fmt.Errorf("%w: it has id %s, the store expects %s: check --blob-key-file", ErrWrongKey, s.key.id, strings.Join(ids, " or "))
 	}
 	return nil
 }
 
 // KeyIDs returns the ids of the keys that open every encrypted blob in the store.
-func (d *Dir) KeyIDs() ([]string, error) {
-	b, err := os.ReadFile(filepath.Join(d.root, keyIDsFile))
+func (s *Store) KeyIDs(ctx context.Context) ([]string, error) {
+	return keyIDs(ctx, s.b)
+}
+
+func keyIDs(ctx context.Context, b Backend) ([]string, error) {
+	data, err := b.ReadMeta(ctx, keyIDsFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("blob store %s: %w", d.root, err)
+		return nil, fmt.Errorf("blob store %s: %w", b, err)
 	}
-	return strings.Fields(string(b)), nil
+	return strings.Fields(string(data)), nil
 }
 
 // SetKeyIDs records ids as the keys that open every encrypted blob (after a rekey
-// pass), replacing the file atomically.
-func (d *Dir) SetKeyIDs(ids []string) error {
-	tmp, err := os.CreateTemp(filepath.Join(d.root, "tmp"), "key-ids-*")
-	if err != nil {
-		return fmt.Errorf("blob store %s: %w", d.root, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.WriteString(strings.Join(ids, "\n") + "\n")
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(d.root, keyIDsFile))
-	}
-	if err == nil {
-		err = syncDir(d.root)
-	}
-	if err != nil {
-		return fmt.Errorf("blob store %s: key ids: %w", d.root, err)
+// pass), replacing the record atomically.
+func (s *Store) SetKeyIDs(ctx context.Context, ids []string) error {
+	if err := s.b.WriteMeta(ctx, keyIDsFile, []byte(strings.Join(ids, "\n")+"\n")); err != nil {
+		return fmt.Errorf("blob store %s: key ids: %w", s.b, err)
 	}
 	return nil
 }

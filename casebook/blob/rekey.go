@@ -2,30 +2,25 @@ package blob
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 
 	"casebook/casebook"
 )
 
 // Plaintext reports whether the blob named key is stored unencrypted.
-func (d *Dir) Plaintext(ctx context.Context, key string) (bool, error) {
+func (s *Store) Plaintext(ctx context.Context, key string) (bool, error) {
 	if !validKey(key) {
 		return false, fmt.Errorf("blob %q: %w", key, casebook.ErrNotFound)
 	}
-	f, err := os.Open(d.path(key))
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Errorf("blob %s: %w", key, casebook.ErrNotFound)
-	}
+	f, err := s.b.Open(ctx, key, 0, int64(len(magic)))
 	if err != nil {
-		return false, fmt.Errorf("blob %s: %w", key, err)
+		return false, err
 	}
 	defer f.Close()
-	enc, err := isEncrypted(f)
-	if err != nil {
-		return false, fmt.Errorf("blob %s: %w", key, err)
+	p := &peekReader{r: f}
+	enc := p.startsWith(magic)
+	if p.err != nil {
+		return false, fmt.Errorf("blob %s: %w", key, p.err)
 	}
 	return !enc, nil
 }
@@ -35,41 +30,35 @@ func (d *Dir) Plaintext(ctx context.Context, key string) (bool, error) {
 // content is not touched. When to is the store's key, the other slot is cleared
 // instead: that is how the last step of a rotation removes the old key's wrapping.
 // Plaintext blobs are left alone (false, nil).
-func (d *Dir) Rewrap(ctx context.Context, key string, to *Key) (bool, error) {
-	if d.key == nil {
+func (s *Store) Rewrap(ctx context.Context, key string, to *Key) (bool, error) {
+	if s.key == nil {
 		return false, fmt.Errorf("blob rewrap: %w: no current key", ErrNoKey)
 	}
-	if !validKey(key) {
-		return false, fmt.Errorf("blob %q: %w", key, casebook.ErrNotFound)
+	if plain, err := s.Plaintext(ctx, key); err != nil || plain {
+		return false, err
 	}
-	f, err := os.OpenFile(d.path(key), os.O_RDWR, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Errorf("blob %s: %w", key, casebook.ErrNotFound)
-	}
+	f, err := s.b.Open(ctx, key, 0, int64(headerSize))
 	if err != nil {
-		return false, fmt.Errorf("blob %s: %w", key, err)
-	}
-	defer f.Close()
-	if enc, err := isEncrypted(f); err != nil || !enc {
 		return false, err
 	}
 	h, err := readHeader(f)
+	f.Close()
 	if err != nil {
 		return false, fmt.Errorf("blob %s: %w", key, err)
 	}
-	dk, err := h.dataKey(append([]*Key{to}, d.keys...))
+	dk, err := h.dataKey(append([]*Key{to}, s.keys...))
 	if err != nil {
 		return false, fmt.Errorf("blob %s: %w", key, err)
 	}
-	keep := h.find(d.key.id)
+	keep := h.find(s.key.id)
 	var want header
 	switch {
-	case to.Equal(d.key):
+	case to.Equal(s.key):
 		// Keep the current key's slot alone.
 		want[0] = wrapKeyIfMissing(h, keep, to, dk)
 	case keep < 0:
 		// Written under some other key this store can open: wrap under both.
-		want = header{wrapKey(d.key, dk, h.maxGen()+1), wrapKey(to, dk, h.maxGen()+2)}
+		want = header{wrapKey(s.key, dk, h.maxGen()+1), wrapKey(to, dk, h.maxGen()+2)}
 	default:
 		want = h
 		target := 1 - keep
@@ -84,7 +73,10 @@ func (d *Dir) Rewrap(ctx context.Context, key string, to *Key) (bool, error) {
 	if want.sameKeys(h) {
 		return false, nil
 	}
-	return true, d.writeHeader(f, key, h, want)
+	if err := s.b.Patch(ctx, key, slotPatches(h, want)); err != nil {
+		return false, fmt.Errorf("blob %s: rewrap: %w", key, err)
+	}
+	return true, nil
 }
 
 // wrapKeyIfMissing returns the slot at i when it exists, else a new wrapping under k.
@@ -103,20 +95,16 @@ func (h header) sameKeys(o header) bool {
 	return h[0].keyID == o[0].keyID && h[1].keyID == o[1].keyID && h[0].gen == o[0].gen && h[1].gen == o[1].gen
 }
 
-// writeHeader rewrites the slots of f that differ between old and want, one at a
-// time with an fsync after each, so a crash tears at most one slot and the other
-// still opens the blob.
-func (d *Dir) writeHeader(f *os.File, key string, old, want header) error {
+// slotPatches are the slots that differ between old and want, one patch each: a
+// backend that writes in place makes each durable before the next, so a crash tears
+// at most one slot and the other still opens the blob.
+func slotPatches(old, want header) []Patch {
+	var ps []Patch
 	for i := range want {
 		if old[i].keyID == want[i].keyID && old[i].gen == want[i].gen {
 			continue
 		}
-		if _, err := f.WriteAt(want[i].encode(), int64(len(magic)+i*slotSize)); err != nil {
-			return fmt.Errorf("blob %s: rewrap: %w", key, err)
-		}
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("blob %s: rewrap: fsync: %w", key, err)
-		}
+		ps = append(ps, Patch{Off: int64(len(magic) + i*slotSize), Data: want[i].encode()})
 	}
-	return nil
+	return ps
 }

@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -28,6 +29,9 @@ import (
 // Store is what the worker needs from storage.
 type Store interface {
 	ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit, perHour int) ([]casebook.OutboxEntry, error)
+	// ExtendOutboxLease moves the lease of claimed rows to until and returns the ids of
+	// those still held by that claim (pending, attempts unchanged since).
+	ExtendOutboxLease(ctx context.Context, claims []casebook.OutboxEntry, until time.Time) ([]int64, error)
 	MarkOutboxSent(ctx context.Context, id int64, now time.Time) error
 	RetryOutbox(ctx context.Context, id int64, next time.Time, reason string) error
 	FailOutbox(ctx context.Context, id int64, reason string) error
@@ -51,7 +55,8 @@ type Options struct {
 	// MaxDelay [1h].
 	BaseDelay, MaxDelay time.Duration
 	// Lease is how long a claimed row is left alone before another worker may take it
-	// [5m]. It must exceed SendTimeout by far.
+	// [30s]. The worker renews it every third of that while it holds rows, so a long
+	// send keeps its rows and a worker that dies hands them on within Lease.
 	Lease time.Duration
 	// SendTimeout bounds one mail's SMTP exchange [1m].
 	SendTimeout time.Duration
@@ -104,10 +109,10 @@ func New(store Store, dialer *Dialer, opt Options) (*Worker, error) {
 		opt.SendTimeout = time.Minute
 	}
 	if opt.Lease <= 0 {
-		opt.Lease = 5 * time.Minute
+		opt.Lease = DefaultLease
 	}
-	if opt.Lease < 2*opt.SendTimeout {
-		return nil, fmt.Errorf("outbox: lease %s must be at least twice the send timeout %s", opt.Lease, opt.SendTimeout)
+	if opt.Lease < minLease {
+		return nil, fmt.Errorf("outbox: lease %s is shorter than %s", opt.Lease, minLease)
 	}
 	if opt.Batch <= 0 {
 		opt.Batch = 50
@@ -163,9 +168,13 @@ func (w *Worker) sendDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// Marks must land even when shutdown has begun: a sent mail left unmarked is a
-	// duplicate later.
-	markCtx := context.WithoutCancel(ctx)
+	l := newLease(rows, claimedAt.Add(w.opt.Lease))
+	// The heartbeat outlives a shutdown's start: the send under way keeps its rows.
+	hctx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
+	var heartbeat sync.WaitGroup
+	heartbeat.Go(func() { w.heartbeat(hctx, l) })
+	defer heartbeat.Wait()
+	defer stopHeartbeat()
 	var c *conn
 	var connErr error
 	defer func() {
@@ -178,47 +187,58 @@ func (w *Worker) sendDue(ctx context.Context) (int, error) {
 			w.log.WarnContext(ctx, "mail suppressed", "outbox_id", e.ID, "kind", e.Kind, "case", caseRef(e), "reason", e.LastError)
 			continue
 		}
-		// Past this point another worker may take the row over: leave it to them. A
-		// stopping worker leaves its rows too; they come due when the lease ends.
-		if ctx.Err() != nil || w.opt.Now().After(claimedAt.Add(w.opt.Lease-w.opt.SendTimeout)) {
+		// A row whose lease could not be renewed may pass to another worker: leave it to
+		// them. A stopping worker leaves its rows too; they come due when the lease ends.
+		if ctx.Err() != nil || !l.mayStart(e.ID, w.opt.Now(), w.opt.Lease/3) {
+			l.done(e.ID)
 			continue
 		}
-		m, err := w.comp.compose(e, w.opt.Now())
-		if err != nil {
-			w.fail(markCtx, e, err.Error())
-			continue
-		}
-		if c == nil || c.broken {
-			if connErr == nil {
-				c, connErr = w.dialer.Dial(ctx)
-			}
-			// One failed connection speaks for the whole batch: no dial per row.
-			if connErr != nil {
-				w.retry(markCtx, e, connErr)
-				continue
-			}
-		}
-		sctx, cancel := context.WithTimeout(markCtx, w.opt.SendTimeout)
-		err = c.send(sctx, m.from, m.to, m.msg)
-		cancel()
-		var se *smtp.SMTPError
-		var sess *sessionError
-		switch {
-		case err == nil:
-			if err := w.store.MarkOutboxSent(markCtx, e.ID, w.opt.Now()); err != nil {
-				// The mail went; the row will be sent once more after its lease, with
-				// the same Message-ID.
-				w.log.ErrorContext(ctx, "mail sent but not marked", "outbox_id", e.ID, "message_id", e.MessageID, slog.Any("error", err))
-				continue
-			}
-			w.log.InfoContext(ctx, "mail sent", "outbox_id", e.ID, "kind", e.Kind, "case", caseRef(e), "message_id", e.MessageID, "attempt", e.Attempts)
-		case errors.As(err, &se) && se.Code >= 500 && se.Code < 600 && !errors.As(err, &sess):
-			w.fail(markCtx, e, "smtp "+smtpReply(se))
-		default:
-			w.retry(markCtx, e, err)
-		}
+		w.send(ctx, e, &c, &connErr)
+		l.done(e.ID)
 	}
 	return len(rows), nil
+}
+
+// send sends one claimed row over *c, dialling it first when there is none; a failed
+// dial is kept in *connErr and speaks for the rest of the batch.
+func (w *Worker) send(ctx context.Context, e casebook.OutboxEntry, c **conn, connErr *error) {
+	// Marks must land even when shutdown has begun: a sent mail left unmarked is a
+	// duplicate later.
+	markCtx := context.WithoutCancel(ctx)
+	m, err := w.comp.compose(e, w.opt.Now())
+	if err != nil {
+		w.fail(markCtx, e, err.Error())
+		return
+	}
+	if *c == nil || (*c).broken {
+		if *connErr == nil {
+			*c, *connErr = w.dialer.Dial(ctx)
+		}
+		// One failed connection speaks for the whole batch: no dial per row.
+		if *connErr != nil {
+			w.retry(markCtx, e, *connErr)
+			return
+		}
+	}
+	sctx, cancel := context.WithTimeout(markCtx, w.opt.SendTimeout)
+	err = (*c).send(sctx, m.from, m.to, m.msg)
+	cancel()
+	var se *smtp.SMTPError
+	var sess *sessionError
+	switch {
+	case err == nil:
+		if err := w.store.MarkOutboxSent(markCtx, e.ID, w.opt.Now()); err != nil {
+			// The mail went; the row will be sent once more after its lease, with
+			// the same Message-ID.
+			w.log.ErrorContext(ctx, "mail sent but not marked", "outbox_id", e.ID, "message_id", e.MessageID, slog.Any("error", err))
+			return
+		}
+		w.log.InfoContext(ctx, "mail sent", "outbox_id", e.ID, "kind", e.Kind, "case", caseRef(e), "message_id", e.MessageID, "attempt", e.Attempts)
+	case errors.As(err, &se) && se.Code >= 500 && se.Code < 600 && !errors.As(err, &sess):
+		w.fail(markCtx, e, "smtp "+smtpReply(se))
+	default:
+		w.retry(markCtx, e, err)
+	}
 }
 
 // retry schedules another attempt with capped exponential backoff, or gives up after

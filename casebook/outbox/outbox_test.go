@@ -491,12 +491,12 @@ func TestCrashBetweenSendAndMark(t *testing.T) {
 		t.Fatalf("row %s after the lost mark", e.Status)
 	}
 	// Within the lease nobody sends it again.
-	f.clock.Add(time.Minute)
+	f.clock.Add(DefaultLease / 2)
 	drain(t, w)
 	if got := len(f.srv.Messages()); got != 1 {
 		t.Fatalf("%d mails within the lease, want 1", got)
 	}
-	f.clock.Add(5 * time.Minute)
+	f.clock.Add(DefaultLease)
 	drain(t, w)
 	f.clock.Add(time.Hour)
 	drain(t, w)

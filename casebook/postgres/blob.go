@@ -16,13 +16,15 @@ var (
 )
 
 // BlobsNamed returns the subset of keys that a row names: an attachment, a
-// quarantined message's raw copy, or an update's raw message.
+// quarantined message's raw copy, an update's raw message, or a chat file waiting for
+// its case.
 func (s *Store) BlobsNamed(ctx context.Context, keys []string) (map[string]bool, error) {
 	var named []string
 	err := s.db.SelectContext(ctx, &named, `
 		SELECT blob_key FROM attachments WHERE blob_key = ANY($1)
 		UNION SELECT raw_blob FROM quarantine WHERE raw_blob = ANY($1) AND raw_blob <> ''
-		UNION SELECT meta->>'raw_blob' FROM updates WHERE meta ? 'raw_blob' AND meta->>'raw_blob' = ANY($1)`,
+		UNION SELECT meta->>'raw_blob' FROM updates WHERE meta ? 'raw_blob' AND meta->>'raw_blob' = ANY($1)
+		UNION SELECT data->>'held' FROM chat_pending_files WHERE data ? 'held' AND data->>'held' = ANY($1)`,
 		pq.Array(keys))
 	if err != nil {
 		return nil, fmt.Errorf("blobs named: %w", err)
@@ -43,6 +45,7 @@ func (s *Store) BlobRefs(ctx context.Context, fn func(casebook.BlobRef) error) e
 			SELECT blob_key AS key, sha256, size FROM attachments
 			UNION ALL SELECT raw_blob, '', -1 FROM quarantine WHERE raw_blob <> ''
 			UNION ALL SELECT meta->>'raw_blob', '', -1 FROM updates WHERE meta ? 'raw_blob'
+			UNION ALL SELECT data->>'held', '', -1 FROM chat_pending_files WHERE data ? 'held'
 		) r ORDER BY key, sha256 DESC`)
 	if err != nil {
 		return fmt.Errorf("blob refs: %w", err)
@@ -74,6 +77,8 @@ func (s *Store) RenameBlobRefs(ctx context.Context, from, to string) (int64, err
 				WHERE raw_blob = $1 AND raw_blob <> ''`,
 			`UPDATE updates SET meta = jsonb_set(meta, '{raw_blob}', to_jsonb($2::text))
 				WHERE meta ? 'raw_blob' AND meta->>'raw_blob' = $1`,
+			`UPDATE chat_pending_files SET data = jsonb_set(data, '{held}', to_jsonb($2::text))
+				WHERE data ? 'held' AND data->>'held' = $1`,
 		} {
 			res, err := tx.ExecContext(ctx, q, from, to)
 			if err != nil {

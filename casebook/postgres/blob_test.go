@@ -172,7 +172,7 @@ func TestVerifyNamesDamagedAndMissing(t *testing.T) {
 		}
 		keys[n] = out.Attachments[0].BlobKey
 	}
-	path := func(k string) string { return filepath.Join(f.blobs.Root(), k[:2], k) }
+	path := func(k string) string { return filepath.Join(f.blobs.Backend().(*blob.Dir).Root(), k[:2], k) }
 	b, _ := os.ReadFile(path(keys["tampered"]))
 	b[len(b)/2] ^= 0x40
 	os.WriteFile(path(keys["tampered"]), b, 0o600)
@@ -234,7 +234,7 @@ func TestEncryptConvertsPlaintext(t *testing.T) {
 // useKey reopens f's blob store (same directory) with key and rebuilds the service.
 func (f *fixture) useKey(t testing.TB, key *blob.Key) {
 	t.Helper()
-	d, err := blob.Open(f.blobs.Root(), key)
+	d, err := blob.Open(f.blobs.Backend().(*blob.Dir).Root(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func (f *fixture) assertReadable(t testing.TB, key string, want []byte) {
 func (f *fixture) age(t testing.TB, key string, d time.Duration) {
 	t.Helper()
 	old := time.Now().Add(-d)
-	if err := os.Chtimes(filepath.Join(f.blobs.Root(), key[:2], key), old, old); err != nil {
+	if err := os.Chtimes(filepath.Join(f.blobs.Backend().(*blob.Dir).Root(), key[:2], key), old, old); err != nil {
 		t.Fatal(err)
 	}
 }

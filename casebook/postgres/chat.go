@@ -99,3 +99,18 @@ func (s *Store) PurgeChat(ctx context.Context, now, eventsBefore time.Time) (fil
 	events, _ = res.RowsAffected()
 	return files, events, nil
 }
+
+// KeepHeldChatFile records, in a held file's description, the blob that keeps its
+// bytes, so that whichever instance is answered can read them, and the blob sweep
+// keeps them while the hold lasts.
+func (s *Store) KeepHeldChatFile(ctx context.Context, platform casebook.Source, fileID, blobKey string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE chat_pending_files SET data = jsonb_set(data, '{held}', to_jsonb($3::text))
+		WHERE platform = $1 AND file_id = $2`, platform, fileID, blobKey)
+	if err != nil {
+		return fmt.Errorf("keep %s file %s: %w", platform, fileID, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("keep %s file %s: %w", platform, fileID, casebook.ErrNotFound)
+	}
+	return nil
+}

@@ -2,9 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"casebook/casebook/postgres/pgtest"
 )
@@ -53,5 +57,100 @@ func TestWithLock(t *testing.T) {
 	}
 	if held, err := st.WithLock(ctx, name, time.Second, func(context.Context) error { return nil }); !held || err != nil {
 		t.Errorf("WithLock after the holder died: %v, %v", held, err)
+	}
+}
+
+// terminateSessions ends the sessions of the test's own database other than the
+// caller's, as a PostgreSQL restart or an operator would; filter narrows them.
+func terminateSessions(t *testing.T, st interface {
+	DB() *sqlx.DB
+}, filter string) int {
+	t.Helper()
+	var n int
+	err := st.DB().QueryRowContext(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND `+filter).Scan(&n)
+	if err != nil {
+		t.Fatalf("terminate sessions: %v", err)
+	}
+	return n
+}
+
+// TestWithLockStopsWithinASecond kills the holder's session and measures how long
+// its work goes on: the issue's bound is one second (the watch checks every interval
+// and gives each check twice that), and the lock must be free for a standby at once.
+func TestWithLockStopsWithinASecond(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	const name = "casebook/test\x00fence"
+	for i := range 3 {
+		var killed time.Time
+		var stopped time.Duration
+		held, err := st.WithLock(ctx, name, 250*time.Millisecond, func(lctx context.Context) error {
+			if err := st.HoldsLock(lctx); err != nil {
+				t.Errorf("HoldsLock while held: %v", err)
+			}
+			killed = time.Now()
+			terminateSessions(t, st, `pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')`)
+			select {
+			case <-lctx.Done():
+				stopped = time.Since(killed)
+			case <-time.After(5 * time.Second):
+				return errors.New("work went on after its lock's session died")
+			}
+			if err := st.HoldsLock(lctx); err == nil {
+				t.Error("HoldsLock after the session died: nil")
+			}
+			return nil
+		})
+		if !held || err == nil {
+			t.Fatalf("round %d: WithLock whose session died: %v, %v; want the lost session's error", i, held, err)
+		}
+		if stopped > time.Second {
+			t.Errorf("round %d: work stopped %v after the lock's session died; want <= 1s", i, stopped)
+		}
+		t.Logf("round %d: stopped %v after the kill", i, stopped)
+	}
+	if err := st.HoldsLock(ctx); err == nil {
+		t.Errorf("HoldsLock outside WithLock: %v", err)
+	}
+}
+
+// TestWithLockAfterRestart ends every session of the test's database, pooled ones
+// included, as a PostgreSQL restart does: the next lock attempt must succeed at once
+// rather than fail on a dead pooled connection and wait a retry interval.
+func TestWithLockAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	const name = "casebook/test\x00restart"
+	// Fill the pool with idle connections, as a running instance has.
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() { st.DB().ExecContext(ctx, `SELECT pg_sleep(0.05)`) })
+	}
+	wg.Wait()
+	for range 2 {
+		if held, err := st.WithLock(ctx, name, time.Second, func(context.Context) error { return nil }); !held || err != nil {
+			t.Fatalf("WithLock before the restart: %v, %v", held, err)
+		}
+	}
+	admin, err := sql.Open("postgres", pgtest.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var dbName string
+	if err := st.DB().QueryRowContext(ctx, `SELECT current_database()`).Scan(&dbName); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := admin.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1`, dbName).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no pooled session to end")
+	}
+	held, err := st.WithLock(ctx, name, time.Second, func(context.Context) error { return nil })
+	if !held || err != nil {
+		t.Fatalf("first WithLock after %d sessions ended: %v, %v; want the lock at once", n, held, err)
 	}
 }

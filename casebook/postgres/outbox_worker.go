@@ -277,3 +277,24 @@ func (s *Store) FirstCaseMailID(ctx context.Context, caseID int64, recipient str
 	}
 	return id, nil
 }
+
+// ExtendOutboxLease moves the next attempt of claimed rows to until, the renewal of a
+// worker's lease on them. A claim is the row's id and its attempts as claimed: each
+// claim counts an attempt, so a row another worker claimed since, or that was sent,
+// given up or deferred past until, is left alone. It returns the ids still held.
+func (s *Store) ExtendOutboxLease(ctx context.Context, claims []casebook.OutboxEntry, until time.Time) ([]int64, error) {
+	ids := make([]int64, len(claims))
+	attempts := make([]int64, len(claims))
+	for i, e := range claims {
+		ids[i], attempts[i] = e.ID, int64(e.Attempts)
+	}
+	var held []int64
+	err := s.db.SelectContext(ctx, &held, `UPDATE outbox o SET next_attempt_at = $3
+		FROM unnest($1::bigint[], $2::bigint[]) AS c(id, attempts)
+		WHERE o.id = c.id AND o.attempts = c.attempts AND o.status = 'pending' AND o.next_attempt_at <= $3
+		RETURNING o.id`, pq.Array(ids), pq.Array(attempts), until)
+	if err != nil {
+		return nil, fmt.Errorf("extend outbox lease: %w", err)
+	}
+	return held, nil
+}

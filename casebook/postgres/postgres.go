@@ -21,6 +21,9 @@ import (
 // Store is casebook's PostgreSQL store.
 type Store struct {
 	db *sqlx.DB
+	// locks dials the sessions advisory locks are held on (lock.go); it keeps no idle
+	// connection, so each lock gets a live session of its own.
+	locks *sql.DB
 	// hot runs the frequent reads through prepared statements.
 	hot *stmtCache
 	// box seals queued temporary passwords; nil keeps them in plaintext.
@@ -45,7 +48,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, hot: &stmtCache{db: db}}, nil
+	locks, err := sql.Open("postgres", withBinaryParameters(dsn))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database url: %w", err)
+	}
+	locks.SetMaxIdleConns(0)
+	return &Store{db: db, locks: locks, hot: &stmtCache{db: db}}, nil
 }
 
 // DB returns the underlying handle, for adapters that keep their own tables.
@@ -54,7 +63,7 @@ func (s *Store) DB() *sqlx.DB { return s.db }
 // Close closes the pool.
 func (s *Store) Close() error {
 	s.hot.close()
-	return s.db.Close()
+	return errors.Join(s.db.Close(), s.locks.Close())
 }
 
 // Ping checks the database answers.

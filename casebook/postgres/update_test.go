@@ -30,7 +30,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // fixture is an org with a customer, a stranger of another org, a staff owner and one case.
 type fixture struct {
 	st       *postgres.Store
-	blobs    *blob.Dir
+	blobs    *blob.Store
 	svc      *casebook.Service
 	org      casebook.Org
 	other    casebook.Org
@@ -117,7 +117,7 @@ func sweptClean(t testing.TB, f *fixture) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := blobCount(t, f.blobs.Root()); n != 0 || rep.Removed != rep.Unnamed {
+	if n := blobCount(t, f.blobs.Backend().(*blob.Dir).Root()); n != 0 || rep.Removed != rep.Unnamed {
 		t.Errorf("%d blobs left after the sweep (%+v)", n, rep)
 	}
 }

@@ -230,6 +230,9 @@ func (s *Server) uploadRefused(w http.ResponseWriter, r *http.Request, v viewer,
 // short of its Content-Length (curl: "transfer closed with N bytes remaining"), never
 // a complete file. The 64 KiB held back is one encryption segment: the last segment,
 // whose tag also proves the file ends there, is checked before any of it is sent.
+//
+// A Range request (a resumed or partial download) gets 206 with just that part, or
+// 416 when it lies past the end: see downloadRange for what is checked then.
 func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
 	ctx := r.Context()
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
@@ -262,6 +265,20 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.serverError(w, r, "audit", err)
 		return
 	}
+	h := w.Header()
+	h.Set("Accept-Ranges", "bytes")
+	// The content's SHA-256 is a strong validator: If-Range compares against it.
+	h.Set("ETag", `"`+a.SHA256+`"`)
+	start, length, ranged, err := requestedRange(r, a.Size, h.Get("ETag"))
+	if err != nil {
+		h.Set("Content-Range", fmt.Sprintf("bytes */%d", a.Size))
+		s.renderError(w, r, http.StatusRequestedRangeNotSatisfiable, "That part of the file does not exist.")
+		return
+	}
+	if ranged {
+		s.downloadRange(w, r, v, a, object, start, length)
+		return
+	}
 	f, err := s.blobs.Open(ctx, a.BlobKey)
 	if err != nil {
 		// Missing, or an encrypted blob whose header or length is damaged.
@@ -272,8 +289,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	defer f.Close()
 
-	h := w.Header()
-	fileHeaders(h, a.Filename, a.ContentType)
+	fileHeaders(h, a)
 	h.Set("Content-Length", strconv.FormatInt(a.Size, 10))
 
 	sum := sha256.New()
@@ -288,6 +304,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
 		if !hw.wrote {
 			h.Del("Content-Disposition")
 			h.Del("Content-Length")
+			h.Del("ETag")
 			h.Set("Content-Security-Policy", pageCSP)
 			s.renderError(w, r, http.StatusInternalServerError, damagedFile)
 			return
@@ -297,6 +314,19 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, v viewer) {
 		panic(http.ErrAbortHandler)
 	}
 	hw.flush()
+}
+
+// fileHeaders are the headers of a file sent for saving, never rendered.
+func fileHeaders(h http.Header, a casebook.Attachment) {
+	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename})
+	if disposition == "" {
+		disposition = "attachment"
+	}
+	h.Set("Content-Disposition", disposition)
+	h.Set("Content-Type", a.ContentType)
+	h.Set("Content-Security-Policy", "sandbox")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
 }
 
 // damagedFile is what a user sees for a file that fails its integrity check.
@@ -326,19 +356,4 @@ func (h *holdback) flush() {
 	h.wrote = true
 	h.w.Write(h.held)
 	h.held = nil
-}
-
-// fileHeaders makes a response a download that no browser renders: saved under its
-// name, never sniffed into something runnable, sandboxed should it be opened, and
-// kept by no cache.
-func fileHeaders(h http.Header, filename, contentType string) {
-	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": filename})
-	if disposition == "" {
-		disposition = "attachment"
-	}
-	h.Set("Content-Disposition", disposition)
-	h.Set("Content-Type", contentType)
-	h.Set("Content-Security-Policy", "sandbox")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"casebook/casebook"
+	"casebook/casebook/blob"
 	"casebook/casebook/web"
 )
 
@@ -98,7 +99,7 @@ func TestUploadRefusalsLeaveNothing(t *testing.T) {
 			}
 		})
 	}
-	tmp, _ := os.ReadDir(filepath.Join(e.blobs.Root(), "tmp"))
+	tmp, _ := os.ReadDir(filepath.Join(e.blobs.Backend().(*blob.Dir).Root(), "tmp"))
 	if len(tmp) != 0 {
 		t.Errorf("%d temporary files left", len(tmp))
 	}
@@ -176,7 +177,7 @@ func TestDownloadChecksSHA256(t *testing.T) {
 	big := e.attach(e.case1, e.alice, "big.pdf", bigBody)
 	big2 := e.attach(e.case1, e.alice, "big2.pdf", append(bigBody, "second"...))
 	damage := func(a casebook.Attachment, alter func([]byte) []byte) {
-		name := filepath.Join(e.blobs.Root(), a.BlobKey[:2], a.BlobKey)
+		name := filepath.Join(e.blobs.Backend().(*blob.Dir).Root(), a.BlobKey[:2], a.BlobKey)
 		b, _ := os.ReadFile(name)
 		if err := os.WriteFile(name, alter(b), 0o600); err != nil {
 			t.Fatal(err)

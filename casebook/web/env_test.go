@@ -65,7 +65,7 @@ type env struct {
 	st        *postgres.Store
 	srv       *web.Server
 	ts        *httptest.Server
-	blobs     *blob.Dir
+	blobs     *blob.Store
 	svc       *casebook.Service
 	proc      *ingest.MailProcessor
 	hasher    *password.Hasher
@@ -281,7 +281,7 @@ func (e *env) count(q string, args ...any) int {
 func (e *env) blobFiles() int {
 	e.t.Helper()
 	n := 0
-	filepath.WalkDir(e.blobs.Root(), func(p string, d os.DirEntry, err error) error {
+	filepath.WalkDir(e.blobs.Backend().(*blob.Dir).Root(), func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && !strings.Contains(p, string(filepath.Separator)+"tmp"+string(filepath.Separator)) {
 			n++
 		}

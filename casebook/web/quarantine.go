@@ -177,7 +177,7 @@ func (s *Server) quarantineFile(w http.ResponseWriter, r *http.Request, v viewer
 			return
 		}
 		err = s.qfiles.OpenFile(r.Context(), it.RawBlob, index, func(f casebook.QuarantinedFile, body io.Reader) error {
-			fileHeaders(w.Header(), casebook.SanitizeFilename(f.Filename), "application/octet-stream")
+			fileHeaders(w.Header(), casebook.Attachment{Filename: casebook.SanitizeFilename(f.Filename), ContentType: "application/octet-stream"})
 			_, err := io.Copy(w, body)
 			return err
 		})

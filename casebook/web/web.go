@@ -93,9 +93,11 @@ type Writer interface {
 	AddUpdate(ctx context.Context, u casebook.Update) (casebook.Outcome, error)
 }
 
-// BlobOpener reads stored attachments (casebook/blob.Dir).
+// BlobOpener reads stored attachments (casebook/blob.Store).
 type BlobOpener interface {
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// OpenRange reads n bytes of the content from off.
+	OpenRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error)
 }
 
 // Throttle is a failure budget: after Free failures within Window, each further

@@ -9,7 +9,6 @@ import (
 
 	"casebook/casebook"
 	"casebook/casebook/blob"
-	"casebook/casebook/doctor"
 	"casebook/casebook/postgres"
 )
 
@@ -38,7 +37,7 @@ func blobsGCCommand() command {
 			if err != nil {
 				return err
 			}
-			bl, err := a.blobStore()
+			bl, err := a.blobStore(ctx)
 			if err != nil {
 				return err
 			}
@@ -72,7 +71,7 @@ func blobsVerifyCommand() command {
 			if err != nil {
 				return err
 			}
-			bl, err := a.blobStore()
+			bl, err := a.blobStore(ctx)
 			if err != nil {
 				return err
 			}
@@ -125,7 +124,7 @@ func blobsRekeyCommand() command {
 			if err != nil {
 				return err
 			}
-			bl, err := blob.Open(a.cfg.DataDir, cur, next)
+			bl, err := a.openBlobs(ctx, a.blobURL(), cur, next)
 			if err != nil {
 				return err
 			}
@@ -137,7 +136,7 @@ func blobsRekeyCommand() command {
 // rekey wraps every blob under next as well as cur (or, when next is cur, under cur
 // alone), then records which keys open the store, then does the same for queued
 // temporary passwords. Every step is idempotent: an interrupted run is run again.
-func (a *app) rekey(ctx context.Context, st *postgres.Store, bl *blob.Dir, cur, next *blob.Key) error {
+func (a *app) rekey(ctx context.Context, st *postgres.Store, bl *blob.Store, cur, next *blob.Key) error {
 	var keys []*blob.Key
 	if cur.Equal(next) {
 		keys = []*blob.Key{next}
@@ -175,7 +174,7 @@ func (a *app) rekey(ctx context.Context, st *postgres.Store, bl *blob.Dir, cur, 
 	for i, k := range keys {
 		ids[i], boxes[i] = k.ID(), k
 	}
-	if err := bl.SetKeyIDs(ids); err != nil {
+	if err := bl.SetKeyIDs(ctx, ids); err != nil {
 		return err
 	}
 	sealed, err := st.ResealOutboxSecrets(ctx, []postgres.SecretBox{cur, next}, boxes)
@@ -204,7 +203,7 @@ func blobsEncryptCommand() command {
 			if err != nil {
 				return err
 			}
-			bl, err := a.blobStore()
+			bl, err := a.blobStore(ctx)
 			if err != nil {
 				return err
 			}
@@ -253,27 +252,4 @@ func (a *app) blobSweepComponent(ctx context.Context) ([]component, error) {
 			t.Reset(blobSweepEvery)
 		}
 	}}}, nil
-}
-
-// blobKeyCheck is the doctor's check of --blob-key-file: readable, a key, and the
-// key the store's blobs are under.
-func (a *app) blobKeyCheck() doctor.Check {
-	return doctor.Check{Name: "blob key", Run: func(ctx context.Context) (string, error) {
-		key, err := a.blobKey()
-		if err != nil {
-			return "", err
-		}
-		bl, err := blob.Open(a.cfg.DataDir, key)
-		if errors.Is(err, blob.ErrKeyMissing) || errors.Is(err, blob.ErrWrongKey) {
-			return "", err
-		}
-		if err != nil {
-			return "", fmt.Errorf("cannot open the blob store: %w", err)
-		}
-		if key == nil {
-			return "", doctor.Warning("no --blob-key-file: attachments are stored unencrypted (make a key: head -c 32 /dev/urandom | base64)")
-		}
-		ids, _ := bl.KeyIDs()
-		return fmt.Sprintf("key %s opens the store (keys in use: %v)", key.ID(), ids), nil
-	}}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"casebook/casebook"
+	"casebook/casebook/blob"
 	"casebook/casebook/clamav"
 	"casebook/ingest"
 )
@@ -20,6 +21,9 @@ import (
 type Config struct {
 	DatabaseURL string
 	DataDir     string
+	// BlobURL names the blob store: file:///PATH or s3://BUCKET/PREFIX?…; empty is
+	// the blobs directory under DataDir.
+	BlobURL string
 	// BlobKeyFile names the master key that encrypts blobs (and queued temporary
 	// passwords); empty stores them in plaintext.
 	BlobKeyFile string
@@ -79,6 +83,7 @@ var secretFlags = map[string]bool{"slack-bot-token": true, "slack-app-token": tr
 func (c *Config) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DatabaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/casebook?sslmode=disable", "PostgreSQL URL")
 	fs.StringVar(&c.DataDir, "data-dir", "./casebook-data", "directory that keeps attachments")
+	fs.StringVar(&c.BlobURL, "blob-url", "", "blob store: file:///var/lib/casebook/blobs or s3://BUCKET/PREFIX?endpoint=https://s3.example.com&region=us-east-1&path_style=true (default: --data-dir)")
 	fs.StringVar(&c.BlobKeyFile, "blob-key-file", "", "file holding the 32-byte key (raw or base64) that encrypts attachments at rest")
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON object (one per line for lists)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -110,6 +115,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir (CASEBOOK_DATA_DIR) is empty"))
+	}
+	if c.BlobURL != "" {
+		if err := blob.CheckURL(c.BlobURL); err != nil {
+			errs = append(errs, fmt.Errorf("--blob-url (CASEBOOK_BLOB_URL): %w", err))
+		}
 	}
 	if c.MaxFileSize <= 0 {
 		errs = append(errs, errors.New("--max-file-size must be positive"))

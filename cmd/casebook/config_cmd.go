@@ -45,7 +45,15 @@ func configCommand() command {
 				if f.Name == "json" {
 					return
 				}
-				out = append(out, setting{Name: envName(f.Name), Value: maskValue(f.Name, f.Value.String()), Source: origin(f, file)})
+				s := setting{Name: envName(f.Name), Value: maskValue(f.Name, f.Value.String()), Source: origin(f, file)}
+				// Two settings have a default that is not a fixed value.
+				switch {
+				case f.Name == "token-key" && s.Value == "":
+					s.Source = "database: generated at first start, replaced by `casebook token-key rotate`"
+				case f.Name == "reply-address" && s.Value == "" && a.replyAddress() != "":
+					s.Value, s.Source = a.replyAddress(), "the address of --mail-from"
+				}
+				out = append(out, s)
 			})
 			sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 			for _, s := range out {

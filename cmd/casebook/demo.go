@@ -153,18 +153,14 @@ func runDemo(ctx context.Context, a *app, o demoOptions) error {
 		return err
 	}
 
-	comps, err := a.components(ctx)
-	if err != nil {
-		return err
-	}
-	admin, err := a.adminComponents(ctx)
+	comps, err := a.buildServe(ctx)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- runComponents(ctx, a, append(comps, admin...)) }()
+	go func() { done <- runComponents(ctx, a, comps) }()
 
 	activity := func(ctx context.Context) (postgres.Activity, error) {
 		return st.ActivityOf(ctx, string(casebook.SourceEmail), string(casebook.MailOwnerNotification))

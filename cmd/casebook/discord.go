@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"path/filepath"
 
 	"casebook/bots/discord"
 )
@@ -32,16 +31,16 @@ func (a *app) discordComponents(ctx context.Context) ([]component, error) {
 	if d.Token == "" {
 		return nil, nil
 	}
-	st, svc, _, err := a.core(ctx)
+	st, svc, blobs, err := a.core(ctx)
 	if err != nil {
 		return nil, err
 	}
 	b, err := discord.New(discord.Config{
-		Token:   d.Token,
-		AppID:   d.AppID,
-		APIURL:  d.APIURL,
-		HoldDir: filepath.Join(a.cfg.DataDir, "discord-held"),
-		Logger:  a.log,
+		Token:  d.Token,
+		AppID:  d.AppID,
+		APIURL: d.APIURL,
+		Held:   blobs,
+		Logger: a.log,
 	}, st, svc)
 	if err != nil {
 		return nil, err

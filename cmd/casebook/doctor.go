@@ -83,7 +83,7 @@ func (a *app) doctorChecks() ([]doctor.Check, func()) {
 		// An attachment is written to a temporary file and then renamed: it needs its
 		// size twice over only while the temporary file exists, once after.
 		doctor.BlobDir(a.cfg.DataDir, uint64(2*a.cfg.MaxFileSize), 1<<30),
-		a.blobKeyCheck(),
+		a.blobStoreCheck(),
 	}
 	checks = append(checks, a.clamdCheck())
 	checks = append(checks, a.oauthChecks()...)

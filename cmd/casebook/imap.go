@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,14 +50,8 @@ func (p imapProcessor) Quarantine(ctx context.Context, loc ingest.Location, raw 
 	return r, err
 }
 
-// imapComponents runs one poller per --imap mailbox.
-func (a *app) imapComponents(ctx context.Context) ([]component, error) {
-	if len(a.cfg.IMAP.Mailboxes) == 0 {
-		return nil, nil
-	}
-	if a.cfg.IMAP.PollInterval <= 0 || a.cfg.IMAP.ResyncInterval <= 0 {
-		return nil, errors.New("--imap-poll-interval and --imap-resync-interval must be positive")
-	}
+// mailboxes reads the --imap URLs, each once.
+func (a *app) mailboxes() ([]imap.Mailbox, error) {
 	var mailboxes []imap.Mailbox
 	seen := map[string]bool{}
 	for _, raw := range a.cfg.IMAP.Mailboxes {
@@ -71,6 +64,14 @@ func (a *app) imapComponents(ctx context.Context) ([]component, error) {
 		}
 		seen[m.String()] = true
 		mailboxes = append(mailboxes, m)
+	}
+	return mailboxes, nil
+}
+
+// imapComponents runs one poller per mailbox.
+func (a *app) imapComponents(ctx context.Context, mailboxes []imap.Mailbox) ([]component, error) {
+	if len(mailboxes) == 0 {
+		return nil, nil
 	}
 	mp, err := a.processor(ctx)
 	if err != nil {

@@ -60,9 +60,10 @@ func (c *Config) mailLimits() (mail.Limits, error) {
 	}, nil
 }
 
-// processorOptions builds the email channel's settings: reply tokens are checked only
-// when both --reply-address and --token-key are set.
-func (a *app) processorOptions() (ingest.ProcessorOptions, error) {
+// processorOptions builds the email channel's settings: reply tokens are checked when
+// there is a reply address (--reply-address, or --mail-from's) and a key to check them
+// with. A dry run creates no key: without one no token can have been sent.
+func (a *app) processorOptions(ctx context.Context, dryRun bool) (ingest.ProcessorOptions, error) {
 	lim, err := a.cfg.mailLimits()
 	if err != nil {
 		return ingest.ProcessorOptions{}, err
@@ -71,7 +72,7 @@ func (a *app) processorOptions() (ingest.ProcessorOptions, error) {
 	if err != nil {
 		return ingest.ProcessorOptions{}, fmt.Errorf("--sender-auth: %w", err)
 	}
-	opts := ingest.ProcessorOptions{ReplyAddress: a.cfg.ReplyAddress, Limits: lim, Logger: a.log, SenderAuth: policy,
+	opts := ingest.ProcessorOptions{ReplyAddress: a.replyAddress(), Limits: lim, Logger: a.log, SenderAuth: policy,
 		Verifier: senderauth.New(senderauth.Options{
 			TrustedIDs:     splitList(a.cfg.Mail.TrustedAuthservIDs),
 			Resolver:       senderauth.NewResolver(a.cfg.Mail.DNSResolver),
@@ -79,11 +80,11 @@ func (a *app) processorOptions() (ingest.ProcessorOptions, error) {
 			Logger:         a.log,
 		}),
 	}
-	if a.cfg.TokenKey != "" {
-		if opts.Tokens, err = casebook.NewTokenSigner([]byte(a.cfg.TokenKey)); err != nil {
+	if opts.ReplyAddress != "" {
+		opts.Tokens, err = a.tokenSigner(ctx, !dryRun)
+		if err != nil && !(dryRun && errors.Is(err, casebook.ErrNotFound)) {
 			return ingest.ProcessorOptions{}, err
 		}
-		opts.Tokens = opts.Tokens.WithTTL(a.cfg.ReplyTokenTTL)
 	}
 	return opts, nil
 }
@@ -93,7 +94,7 @@ var _ ingest.ProcessorStore = (*postgres.Store)(nil)
 // processor builds the email channel's processor, which the IMAP poller and
 // `casebook ingest` feed.
 func (a *app) processor(ctx context.Context) (*ingest.MailProcessor, error) {
-	opts, err := a.processorOptions()
+	opts, err := a.processorOptions(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +108,7 @@ func (a *app) processor(ctx context.Context) (*ingest.MailProcessor, error) {
 // dryRunProcessor runs the whole path, reads included, over a store and a blob store
 // that write nothing: what it reports is what a real run would do.
 func (a *app) dryRunProcessor(ctx context.Context) (*ingest.MailProcessor, error) {
-	opts, err := a.processorOptions()
+	opts, err := a.processorOptions(ctx, true)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -57,11 +56,14 @@ func commands() map[string]command {
 		"outbox list":  outboxListCommand(),
 		"oauth login":  oauthLoginCommand(),
 
+		"token-key rotate": tokenKeyRotateCommand(),
+
 		// The blob store's commands.
 		"blobs gc":      blobsGCCommand(),
 		"blobs verify":  blobsVerifyCommand(),
 		"blobs rekey":   blobsRekeyCommand(),
 		"blobs encrypt": blobsEncryptCommand(),
+		"blobs migrate": blobsMigrateCommand(),
 
 		// The email channel's commands.
 		"ingest":             ingestCommand(),
@@ -188,17 +190,13 @@ type app struct {
 	stderr io.Writer
 
 	st      *postgres.Store
-	blobs   *blob.Dir
+	blobs   *blob.Store
 	key     *blob.Key
 	service *casebook.Service
 	metrics *metrics.Metrics
 	admin   *metrics.Admin
 	// oauth holds one token source per OAuth account the mailboxes and SMTP name.
 	oauth *oauth.Sources
-
-	// webExtra holds endpoints other components mount on the web page without its
-	// session and cross-origin checks (pattern -> handler), e.g. Slack's Events API.
-	webExtra map[string]http.Handler
 }
 
 func (a *app) close() {
@@ -256,26 +254,9 @@ func (a *app) blobKey() (*blob.Key, error) {
 	return k, nil
 }
 
-// blobStore opens the blob store with the key, refusing a key its blobs are not under.
-func (a *app) blobStore() (*blob.Dir, error) {
-	if a.blobs != nil {
-		return a.blobs, nil
-	}
-	key, err := a.blobKey()
-	if err != nil {
-		return nil, err
-	}
-	d, err := blob.Open(a.cfg.DataDir, key)
-	if err != nil {
-		return nil, err
-	}
-	a.blobs = d
-	return d, nil
-}
-
 // core opens what every channel needs: the store, the domain service over it, and the
 // blob store.
-func (a *app) core(ctx context.Context) (*postgres.Store, *casebook.Service, *blob.Dir, error) {
+func (a *app) core(ctx context.Context) (*postgres.Store, *casebook.Service, *blob.Store, error) {
 	svc, err := a.svc(ctx)
 	if err != nil {
 		return nil, nil, nil, err
@@ -292,7 +273,7 @@ func (a *app) svc(ctx context.Context) (*casebook.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	bl, err := a.blobStore()
+	bl, err := a.blobStore(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -10,14 +10,7 @@ func userMFAResetCommand() command {
 		usage: "EMAIL",
 		help:  "remove a user's second factor and recovery codes (a lost phone); the next login enrols again where --require-mfa asks for one",
 		run: func(ctx context.Context, a *app, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("%w: name the user's email address", errUsage)
-			}
-			st, err := a.store(ctx)
-			if err != nil {
-				return err
-			}
-			u, err := st.UserByEmail(ctx, args[0])
+			st, u, err := a.userArg(ctx, args)
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/mail"
 	"strings"
 	"time"
 
@@ -54,20 +55,10 @@ func (a *app) outboxWorker(ctx context.Context) (*outbox.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	var missing []string
-	for flag, v := range map[string]string{"--mail-from": m.From, "--reply-address": a.cfg.ReplyAddress, "--token-key": a.cfg.TokenKey, "--base-url": a.cfg.BaseURL} {
-		if v == "" {
-			missing = append(missing, flag)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("sending mail (--smtp) also needs %s", strings.Join(missing, ", "))
-	}
-	signer, err := casebook.NewTokenSigner([]byte(a.cfg.TokenKey))
+	signer, err := a.tokenSigner(ctx, true)
 	if err != nil {
-		return nil, fmt.Errorf("--token-key: %w", err)
+		return nil, err
 	}
-	signer = signer.WithTTL(a.cfg.ReplyTokenTTL)
 	st, err := a.store(ctx)
 	if err != nil {
 		return nil, err
@@ -78,7 +69,7 @@ func (a *app) outboxWorker(ctx context.Context) (*outbox.Worker, error) {
 	}
 	return outbox.New(st, d, outbox.Options{
 		From:         m.From,
-		ReplyAddress: a.cfg.ReplyAddress,
+		ReplyAddress: a.replyAddress(),
 		Signer:       signer,
 		BaseURL:      a.cfg.BaseURL,
 		PerHour:      perHour,
@@ -196,6 +187,72 @@ func outboxListCommand() command {
 				f.Before = es[len(es)-1].ID
 			}
 			return nil
+		},
+	}
+}
+
+// replyAddress is where customers answer case mail: --reply-address, or else the
+// address of --mail-from (mail comes from the support address and goes back to it).
+func (a *app) replyAddress() string {
+	if a.cfg.ReplyAddress != "" {
+		return a.cfg.ReplyAddress
+	}
+	if f, err := mail.ParseAddress(a.cfg.Outbox.From); err == nil {
+		return f.Address
+	}
+	return ""
+}
+
+// tokenSigner signs and checks reply tokens with --token-key when one is given, else
+// with the key kept in the database, generated at first start (with create) and
+// replaced by `casebook token-key rotate`, whose older keys still verify. Without
+// create and without a stored key it fails with casebook.ErrNotFound.
+func (a *app) tokenSigner(ctx context.Context, create bool) (*casebook.TokenSigner, error) {
+	if a.cfg.TokenKey != "" {
+		s, err := casebook.NewTokenSigner([]byte(a.cfg.TokenKey))
+		if err != nil {
+			return nil, fmt.Errorf("--token-key: %w", err)
+		}
+		return s.WithTTL(a.cfg.ReplyTokenTTL), nil
+	}
+	st, err := a.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key, older, err := st.ReplyTokenKeys(ctx, create)
+	if err != nil {
+		return nil, err
+	}
+	s, err := casebook.NewTokenSigner(key, older...)
+	if err != nil {
+		return nil, err
+	}
+	return s.WithTTL(a.cfg.ReplyTokenTTL), nil
+}
+
+func tokenKeyRotateCommand() command {
+	return command{
+		help: "sign reply tokens with a new key kept in the database; replies to mail signed with the old keys still reach their case",
+		run: func(ctx context.Context, a *app, _ []string) error {
+			if a.cfg.TokenKey != "" {
+				return fmt.Errorf("%w: --token-key (CASEBOOK_TOKEN_KEY) is set, and a key given wins over the database's: rotate it where it is kept, or unset it", errUsage)
+			}
+			st, err := a.store(ctx)
+			if err != nil {
+				return err
+			}
+			retired, err := st.RotateReplyTokenKey(ctx)
+			if err != nil {
+				return err
+			}
+			if err := cliAudit(ctx, st, nil, "token_key_rotate", "app_key:reply-token", "success"); err != nil {
+				return err
+			}
+			out := struct {
+				Rotated bool `json:"rotated"`
+				Retired int  `json:"retired_keys"`
+			}{true, retired}
+			return a.print(out, fmt.Sprintf("reply tokens are signed with a new key; %d older key(s) still verify replies to mail already sent\nrestart the instances so they all sign with it", retired))
 		},
 	}
 }

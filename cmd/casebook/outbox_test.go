@@ -158,7 +158,7 @@ func TestServeRefusesIncompleteMailConfig(t *testing.T) {
 	c := newCLI(t)
 	c.json("migrate")
 	code, _, errOut := c.run("serve", "--admin", "", "--smtp", "smtp://127.0.0.1:1?tls=none")
-	if code == 0 || !strings.Contains(errOut, "--mail-from") || !strings.Contains(errOut, "--token-key") {
+	if code == 0 || !strings.Contains(errOut, "--base-url, --mail-from") || strings.Contains(errOut, "--token-key") {
 		t.Errorf("serve without --mail-from: exit %d: %s", code, errOut)
 	}
 	code, _, errOut = c.run("serve", "--admin", "", "--smtp", "smtp://mail.example.com?tls=none", "--mail-from", "a@b.test",

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
@@ -103,7 +102,13 @@ func quarantineShowCommand() command {
 				if err != nil {
 					return err
 				}
-				raw, err := a.openRaw(ctx, it.RawBlob)
+				bl, err := a.blobStore(ctx)
+				if err != nil {
+					return err
+				}
+				// One pass over the message: no copy is needed even when the store
+				// cannot seek (encrypted, or on S3).
+				raw, err := bl.Open(ctx, it.RawBlob)
 				if err != nil {
 					return err
 				}
@@ -161,7 +166,7 @@ func quarantineReleaseCommand() command {
 			if err != nil {
 				return err
 			}
-			bl, err := a.blobStore()
+			bl, err := a.blobStore(ctx)
 			if err != nil {
 				return err
 			}
@@ -243,22 +248,4 @@ func (a *app) desk(ctx context.Context, r casebook.Releaser) (*casebook.Desk, er
 		Releaser:        r,
 		Logger:          a.log,
 	}), nil
-}
-
-// openRaw opens a kept raw message for reading twice (parse, then stream).
-func (a *app) openRaw(ctx context.Context, key string) (io.ReadSeekCloser, error) {
-	bl, err := a.blobStore()
-	if err != nil {
-		return nil, err
-	}
-	rc, err := bl.Open(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	rs, ok := rc.(io.ReadSeekCloser)
-	if !ok {
-		rc.Close()
-		return nil, fmt.Errorf("blob %s: the blob store cannot seek", key)
-	}
-	return rs, nil
 }

@@ -6,7 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"slices"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -34,34 +35,11 @@ func serveCommand() command {
 			blobGraceFlag(fs, &a.cfg)
 		},
 		run: func(ctx context.Context, a *app, _ []string) error {
-			if a.cfg.Clamd == "" {
-				a.log.Warn("no malware scanner configured (--clamd): files are stored without a scan")
-			}
-			comps, err := a.components(ctx)
+			comps, err := a.buildServe(ctx)
 			if err != nil {
 				return err
 			}
-			if len(comps) == 0 {
-				return errors.New("nothing to serve: configure --http, --imap, --smtp or a bot")
-			}
-			if a.cfg.BlobKeyFile == "" {
-				a.log.Warn("files are stored unencrypted: no --blob-key-file (see README, Encryption at rest)")
-			}
-			// The admin listener and the sweep serve the others: alone they are not
-			// worth running.
-			admin, err := a.adminComponents(ctx)
-			if err != nil {
-				return err
-			}
-			sweep, err := a.blobSweepComponent(ctx)
-			if err != nil {
-				return err
-			}
-			anchor, err := a.auditAnchorComponent(ctx)
-			if err != nil {
-				return err
-			}
-			return runComponents(ctx, a, slices.Concat(comps, admin, sweep, []component{anchor}))
+			return runComponents(ctx, a, comps)
 		},
 	}
 }
@@ -101,19 +79,108 @@ func (a *app) auditAnchorComponent(ctx context.Context) (component, error) {
 	}}, nil
 }
 
-// components builds every configured part of the service.
-func (a *app) components(ctx context.Context) ([]component, error) {
-	var comps []component
-	// webComponents comes last: the builders before it may mount endpoints on the page.
-	for _, build := range []func(context.Context) ([]component, error){a.imapComponents, a.discordComponents, a.slackComponents, a.webComponents, a.outboxComponents} {
-		cs, err := build(ctx)
-		if err != nil {
+// buildServe validates the whole configuration of `casebook serve`, then builds every
+// configured part in dependency order, before any of them runs: the store, blobs and
+// domain service; the channels (mailboxes, Discord, Slack, whose Events API the web
+// page mounts); the web page; the outbox; and what serves them all (the admin
+// listener, the blob sweep, the audit anchor).
+func (a *app) buildServe(ctx context.Context) ([]component, error) {
+	if err := a.cfg.validateServe(); err != nil {
+		return nil, err
+	}
+	mailboxes, err := a.mailboxes()
+	if err != nil {
+		return nil, err
+	}
+	if a.cfg.Outbox.SMTP != "" {
+		if _, err := a.smtpDialer(); err != nil {
 			return nil, err
 		}
+	}
+	if _, _, _, err := a.core(ctx); err != nil {
+		return nil, err
+	}
+	if a.cfg.Clamd == "" {
+		a.log.Warn("no malware scanner configured (--clamd): files are stored without a scan")
+	}
+	if a.cfg.BlobKeyFile == "" {
+		a.log.Warn("files are stored unencrypted: no --blob-key-file (see README, Encryption at rest)")
+	}
+	var comps []component
+	add := func(cs []component, err error) error {
 		comps = append(comps, cs...)
+		return err
+	}
+	if err := add(a.imapComponents(ctx, mailboxes)); err != nil {
+		return nil, err
+	}
+	if err := add(a.discordComponents(ctx)); err != nil {
+		return nil, err
+	}
+	slackComps, events, err := a.slackComponents(ctx)
+	if err := add(slackComps, err); err != nil {
+		return nil, err
+	}
+	var extra map[string]http.Handler
+	if events != nil {
+		extra = map[string]http.Handler{slackEventsPath: events}
+	}
+	if err := add(a.webComponents(ctx, extra)); err != nil {
+		return nil, err
+	}
+	if err := add(a.outboxComponents(ctx)); err != nil {
+		return nil, err
 	}
 	a.readyOAuth()
-	return comps, nil
+	if len(comps) == 0 {
+		return nil, errors.New("nothing to serve: configure --http, --imap, --smtp or a bot")
+	}
+	// The admin listener, the sweep and the anchor serve the others: alone they are
+	// not worth running.
+	if err := add(a.adminComponents(ctx)); err != nil {
+		return nil, err
+	}
+	if err := add(a.blobSweepComponent(ctx)); err != nil {
+		return nil, err
+	}
+	anchor, err := a.auditAnchorComponent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(comps, anchor), nil
+}
+
+// validateServe checks what `casebook serve` needs beyond Validate, all of it before
+// anything is opened, so that every mistake in the configuration is named at once.
+func (c *Config) validateServe() error {
+	var errs []error
+	if c.Web.HTTP != "" {
+		errs = append(errs, c.validateWeb())
+	}
+	if s := c.Slack; s.BotToken != "" {
+		if s.AppToken == "" && s.SigningSecret == "" {
+			errs = append(errs, errors.New("slack: set --slack-app-token (Socket Mode) or --slack-signing-secret (Events API), or both"))
+		}
+		if s.AppToken == "" && c.Web.HTTP == "" {
+			errs = append(errs, errors.New("slack: the Events API needs the web page (--http), or use Socket Mode with --slack-app-token"))
+		}
+	}
+	if len(c.IMAP.Mailboxes) > 0 && (c.IMAP.PollInterval <= 0 || c.IMAP.ResyncInterval <= 0) {
+		errs = append(errs, errors.New("--imap-poll-interval and --imap-resync-interval must be positive"))
+	}
+	if c.Outbox.SMTP != "" {
+		var missing []string
+		if c.BaseURL == "" {
+			missing = append(missing, "--base-url")
+		}
+		if c.Outbox.From == "" {
+			missing = append(missing, "--mail-from")
+		}
+		if len(missing) > 0 {
+			errs = append(errs, fmt.Errorf("sending mail (--smtp) also needs %s", strings.Join(missing, ", ")))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // runComponents runs comps until ctx ends or one fails, then gives the rest

@@ -166,7 +166,7 @@ func environWithout(prefix string) []string {
 	return env
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -266,7 +266,7 @@ func TestServeShutdownWithIngestInFlight(t *testing.T) {
 
 // seedCases adds an org with a customer (alice@acme.example) and a staff owner, and
 // n open cases.
-func seedCases(t *testing.T, st *postgres.Store, n int) []demo.Case {
+func seedCases(t testing.TB, st *postgres.Store, n int) []demo.Case {
 	t.Helper()
 	ctx := context.Background()
 	org, err := st.AddOrg(ctx, "Acme Health", "acme.example")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"net/http"
 
@@ -35,43 +34,36 @@ func (c *Config) slackFlags(fs *flag.FlagSet) {
 }
 
 // slackComponents runs the Slack bot when --slack-bot-token is set: Socket Mode with
-// --slack-app-token, and the Events API on the web page with --slack-signing-secret.
-// It checks the tokens and their scopes first, so a missing scope stops the start.
-func (a *app) slackComponents(ctx context.Context) ([]component, error) {
+// --slack-app-token, and the Events API with --slack-signing-secret, whose handler it
+// returns for the web page to mount. It checks the tokens and their scopes first, so
+// a missing scope stops the start.
+func (a *app) slackComponents(ctx context.Context) ([]component, http.Handler, error) {
 	c := a.cfg.Slack
 	if c.BotToken == "" {
-		return nil, nil
-	}
-	if c.AppToken == "" && c.SigningSecret == "" {
-		return nil, errors.New("slack: set --slack-app-token (Socket Mode) or --slack-signing-secret (Events API), or both")
-	}
-	if c.AppToken == "" && a.cfg.Web.HTTP == "" {
-		return nil, errors.New("slack: the Events API needs the web page (--http), or use Socket Mode with --slack-app-token")
+		return nil, nil, nil
 	}
 	st, svc, _, err := a.core(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log := a.log.With("component", "slack")
 	s, err := slack.New(slack.Config{BotToken: c.BotToken, AppToken: c.AppToken, SigningSecret: c.SigningSecret, APIURL: c.APIURL, Logger: log})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := s.Check(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bot, err := bots.New(st, svc, bots.Options{Reopen: s.Reopen, Escape: slack.Escape, Logger: log})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var events http.Handler
 	if c.SigningSecret != "" {
-		if a.webExtra == nil {
-			a.webExtra = map[string]http.Handler{}
-		}
-		a.webExtra[slackEventsPath] = s.EventsHandler(bot)
+		events = s.EventsHandler(bot)
 	}
 	return []component{
 		{name: "slack", run: func(ctx context.Context) error { return s.Run(ctx, bot) }},
 		{name: "slack state", run: bot.Run},
-	}, nil
+	}, events, nil
 }

@@ -321,6 +321,12 @@ func (e *env) startPoller(t testing.TB, url string, proc ingest.Processor) (_ *c
 // startMailbox is startPoller for a parsed mailbox, e.g. one given a token source.
 func (e *env) startMailbox(t testing.TB, mb cbimap.Mailbox, proc ingest.Processor) (_ *cbimap.Poller, stop func()) {
 	t.Helper()
+	return e.startLocked(t, mb, proc, e.st)
+}
+
+// startLocked is startMailbox with the mailbox lock taken through locker.
+func (e *env) startLocked(t testing.TB, mb cbimap.Mailbox, proc ingest.Processor, locker cbimap.Locker) (_ *cbimap.Poller, stop func()) {
+	t.Helper()
 	if proc == nil {
 		proc = e.proc
 	}
@@ -328,7 +334,7 @@ func (e *env) startMailbox(t testing.TB, mb cbimap.Mailbox, proc ingest.Processo
 		Mailbox:        mb,
 		Processor:      proc,
 		Store:          e.st,
-		Locker:         e.st,
+		Locker:         locker,
 		Logger:         testLogger(t),
 		SpoolDir:       t.TempDir(),
 		PollInterval:   100 * time.Millisecond,

@@ -73,7 +73,7 @@ func (s *pass) run(ctx context.Context, full bool) error {
 	slices.Sort(uids)
 	defer func() { p.wokeAt = time.Time{} }()
 	if len(uids) == 0 {
-		return s.flushMoves()
+		return s.flushMoves(ctx)
 	}
 	return s.handle(ctx, uids)
 }
@@ -115,7 +115,7 @@ func (s *pass) handle(ctx context.Context, uids []imap.UID) error {
 	if err := errors.Join(procErr, <-fetchErr); err != nil {
 		return err
 	}
-	return s.flushMoves()
+	return s.flushMoves(ctx)
 }
 
 // fetch spools each message of uids to a temporary file and sends it on out. Before
@@ -139,7 +139,7 @@ func (s *pass) fetch(ctx context.Context, uids []imap.UID, out chan<- spooled, s
 		}
 		// Moves go between FETCHes, from this goroutine, so that no EXPUNGE
 		// renumbers messages under a running FETCH.
-		if err := s.flushMoves(); err != nil {
+		if err := s.flushMoves(ctx); err != nil {
 			return err
 		}
 	}
@@ -304,11 +304,19 @@ func (s *pass) queueMoveLocked(d ingest.Disposition, uid imap.UID) {
 
 // flushMoves files the handled messages. A move that fails leaves the message in
 // place; its update is committed, so the next full pass sees a duplicate and files it.
-func (s *pass) flushMoves() error {
+// The lock is checked first: a holder that lost it leaves the filing to the next one,
+// which may be moving the same messages already.
+func (s *pass) flushMoves(ctx context.Context) error {
 	s.mu.Lock()
 	moves := s.moves
 	s.moves = nil
 	s.mu.Unlock()
+	if len(moves) == 0 {
+		return nil
+	}
+	if err := s.p.cfg.Locker.HoldsLock(ctx); err != nil {
+		return fmt.Errorf("file handled mail: %w", err)
+	}
 	for d, uids := range moves {
 		if err := move(s.c, imap.UIDSetNum(uids...), s.folders[d]); err != nil {
 			return err

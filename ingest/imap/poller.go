@@ -69,7 +69,8 @@ type Config struct {
 	// IdleRestart ends and re-issues IDLE before servers drop an idle client: RFC
 	// 2177 lets them do so after 30 minutes (25m).
 	IdleRestart time.Duration
-	// LockInterval is how often a standby tries the lock and a holder checks it (5s).
+	// LockInterval is how often a standby tries the lock (5s). A holder checks it far
+	// more often (lockCheck).
 	LockInterval time.Duration
 	// MinBackoff and MaxBackoff bound the wait before a reconnect (1s, 5m).
 	MinBackoff, MaxBackoff time.Duration
@@ -158,9 +159,13 @@ func (p *Poller) Run(ctx context.Context) error {
 	name := p.cfg.Mailbox.String()
 	waiting := false
 	for {
-		held, err := p.cfg.Locker.WithLock(ctx, lockName(name), p.cfg.LockInterval, func(ctx context.Context) error {
+		held, err := p.cfg.Locker.WithLock(ctx, lockName(name), lockCheck, func(ctx context.Context) error {
 			waiting = false
 			p.log.Info("mailbox lock taken")
+			// The holder this lock was taken from may not have noticed its loss yet.
+			if casebook.Sleep(ctx, lockFence) != nil {
+				return context.Cause(ctx)
+			}
 			p.work(ctx)
 			return context.Cause(ctx)
 		})

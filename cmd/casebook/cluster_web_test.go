@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"casebook/casebook/password"
+	"casebook/casebook/postgres"
+)
+
+// setPassword gives a user a password they need not change, as if chosen earlier.
+func (c *cluster) setPassword(t *testing.T, email, pw string) {
+	t.Helper()
+	ctx := context.Background()
+	var id int64
+	if err := c.st.DB().GetContext(ctx, &id, `SELECT id FROM users WHERE email = $1`, email); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := password.NewHasher(password.DefaultParams, 1).Hash(ctx, pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.st.SetPassword(ctx, id, hash, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// webClient is a client that keeps cookies (they name no port, so one jar serves all
+// three instances) and shows redirects instead of following them.
+func webClient(t *testing.T) *http.Client {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func get(t *testing.T, hc *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := hc.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func login(t *testing.T, hc *http.Client, base, email, pw string) (int, string) {
+	t.Helper()
+	resp, err := hc.PostForm(base+"/login", url.Values{"email": {email}, "password": {pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+// checkWeb uses the page through all three instances in turn: log in on one, browse
+// on another, upload on the third. The session, the login throttle and the audit
+// chain live in PostgreSQL, so each holds across them.
+func (c *cluster) checkWeb(t *testing.T) {
+	base := func(i int) string { return "http://" + c.instances[i%len(c.instances)].web }
+	ref := c.cases[0].Ref
+	c.setPassword(t, "alice@acme.example", "alice-cluster-password-1")
+
+	hc := webClient(t)
+	if code, loc := login(t, hc, base(0), "alice@acme.example", "alice-cluster-password-1"); code != http.StatusSeeOther || loc == "/login" {
+		t.Fatalf("login on %s: %d to %q", c.instances[0].name, code, loc)
+	}
+	if code, body := get(t, hc, base(1)+"/cases"); code != http.StatusOK || !strings.Contains(body, ref) {
+		t.Fatalf("case list on %s: %d, lists %s: %v", c.instances[1].name, code, ref, strings.Contains(body, ref))
+	}
+
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, err := mw.CreateFormFile("files", "cluster-upload.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(fw, "uploaded through the third instance\n")
+	mw.Close()
+	req, err := http.NewRequest(http.MethodPost, base(2)+"/cases/"+ref+"/attachments", &form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/cases/"+ref {
+		t.Fatalf("upload on %s: %d to %q", c.instances[2].name, resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if code, body := get(t, hc, base(0)+"/cases/"+ref); code != http.StatusOK || !strings.Contains(body, "cluster-upload.txt") {
+		t.Errorf("case page on %s after the upload: %d, shows the file: %v", c.instances[0].name, code, strings.Contains(body, "cluster-upload.txt"))
+	}
+
+	// A stranger guessing bob's password on each instance in turn is locked out by
+	// the count all three keep in PostgreSQL: even the right password is refused.
+	if _, err := c.st.AddUser(context.Background(), postgres.NewUser{Email: "bob@acme.example", OrgID: c.orgID(t)}); err != nil {
+		t.Fatal(err)
+	}
+	c.setPassword(t, "bob@acme.example", "bob-cluster-password-1")
+	stranger := webClient(t)
+	for i := range 12 {
+		if code, loc := login(t, stranger, base(i), "bob@acme.example", fmt.Sprint("guess-", i)); code == http.StatusSeeOther {
+			t.Fatalf("wrong password %d on %s let in, to %q", i, c.instances[i%3].name, loc)
+		}
+	}
+	if code, loc := login(t, stranger, base(12), "bob@acme.example", "bob-cluster-password-1"); code == http.StatusSeeOther {
+		t.Errorf("the right password after 12 guesses spread over three instances let in (to %q); want the lock", loc)
+	}
+
+	var logins, uploads int
+	err = c.st.DB().QueryRowContext(context.Background(), `SELECT count(*) FILTER (WHERE action = 'login'),
+		count(*) FILTER (WHERE action = 'upload') FROM audit_log`).Scan(&logins, &uploads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if logins < 14 || uploads != 1 {
+		t.Errorf("audit rows: %d logins, %d uploads; want >= 14 and 1", logins, uploads)
+	}
+	cmd := exec.Command(casebookBinary(t), "audit", "--verify", "--database-url", c.db)
+	cmd.Env = environWithout("CASEBOOK_")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("audit --verify after writes from three instances: %v\n%s", err, out)
+	}
+}
+
+func (c *cluster) orgID(t *testing.T) *int64 {
+	t.Helper()
+	var id int64
+	if err := c.st.DB().GetContext(context.Background(), &id, `SELECT id FROM orgs WHERE domain = 'acme.example'`); err != nil {
+		t.Fatal(err)
+	}
+	return &id
+}

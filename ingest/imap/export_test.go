@@ -1,0 +1,4 @@
+package imap
+
+// LockFence is how long a new holder waits before it works the mailbox.
+const LockFence = lockFence
