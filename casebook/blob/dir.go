@@ -18,12 +18,15 @@ import (
 // subdirectories.
 //
 // A file is written to a temporary name in tmp/, fsynced, and renamed to its name,
-// then the directory is fsynced: a crash mid-write leaves only a temporary file, never
-// a visible partial object. Several instances may share the directory (NFS): a start
+// then the directory is fsynced (in a round shared with the other Puts in flight,
+// dirsync.go): a crash mid-write leaves only a temporary file, never a visible
+// partial object, and Place returns only once the name is durable. Several instances may share the directory (NFS): a start
 // removes only its own host's leftovers and files older than StaleTemp, never another
 // instance's write in progress.
 type Dir struct {
 	root string
+	// dirs fsyncs the directories renamed into, in rounds shared by concurrent Puts.
+	dirs *dirSyncs
 }
 
 var _ Backend = (*Dir)(nil)
@@ -37,7 +40,7 @@ func NewDir(root string) (*Dir, error) {
 	if err := clearTemp(filepath.Join(root, "tmp"), StaleTemp, time.Now()); err != nil {
 		return nil, fmt.Errorf("blob store %s: %w", root, err)
 	}
-	return &Dir{root: root}, nil
+	return &Dir{root: root, dirs: &dirSyncs{fsync: syncDir}}, nil
 }
 
 // Root returns the directory.
@@ -75,7 +78,7 @@ func (d *Dir) Place(ctx context.Context, f *os.File, name string) error {
 	if err := os.Rename(f.Name(), final); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(final))
+	return d.dirs.sync(filepath.Dir(final))
 }
 
 // Size returns the size of the object name.
