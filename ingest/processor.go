@@ -13,6 +13,7 @@ import (
 	"casebook/casebook"
 	"casebook/ingest/mail"
 	"casebook/ingest/senderauth"
+	"casebook/internal/failpoint"
 )
 
 // ProcessorStore is what the processor needs from storage beyond casebook.Service.
@@ -116,6 +117,10 @@ type Report struct {
 // Process implements Processor: see Handle.
 func (p *MailProcessor) Process(ctx context.Context, loc Location, raw io.ReadSeeker) (Result, error) {
 	r, err := p.Handle(ctx, loc, raw)
+	if err == nil {
+		// Committed, not yet filed in its mailbox folder.
+		failpoint.Reached("ingest.committed")
+	}
 	return r.Result, err
 }
 
@@ -147,6 +152,7 @@ func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSee
 	if err != nil {
 		return Report{}, err
 	}
+	failpoint.Reached("ingest.kept")
 	if perr != nil && !isMessageProblem(perr) {
 		return Report{}, fmt.Errorf("process message: %w", perr)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"casebook/casebook"
+	"casebook/internal/failpoint"
 )
 
 // Dir is the file backend: a directory, one file per object, fanned out over 256
@@ -72,13 +73,19 @@ func (d *Dir) Place(ctx context.Context, f *os.File, name string) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsync: %w", err)
 	}
+	failpoint.Reached("blob.synced")
 	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
 		return err
 	}
 	if err := os.Rename(f.Name(), final); err != nil {
 		return err
 	}
-	return d.dirs.sync(filepath.Dir(final))
+	failpoint.Reached("blob.renamed")
+	if err := d.dirs.sync(filepath.Dir(final)); err != nil {
+		return err
+	}
+	failpoint.Reached("blob.placed")
+	return nil
 }
 
 // Size returns the size of the object name.
