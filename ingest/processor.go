@@ -103,13 +103,15 @@ const (
 type Report struct {
 	Result
 	// Duplicate is set when the message had been added before.
-	Duplicate   bool
-	MessageID   string
-	From        string
-	Subject     string
-	CaseNumber  int64
-	MatchedBy   string
-	ExternalID  string
+	Duplicate  bool
+	MessageID  string
+	From       string
+	Subject    string
+	CaseNumber int64
+	MatchedBy  string
+	ExternalID string
+	// Attachments are the files stored with an added mail, as the blob store measured
+	// them; a mail not added has its files left undecoded and lists none.
 	Attachments []mail.Attachment
 	SenderAuth  senderauth.Verdict
 }
