@@ -13,6 +13,7 @@ import (
 	"casebook/casebook"
 	"casebook/ingest/mail"
 	"casebook/ingest/senderauth"
+	"casebook/internal/failpoint"
 )
 
 // ProcessorStore is what the processor needs from storage beyond casebook.Service.
@@ -102,13 +103,15 @@ const (
 type Report struct {
 	Result
 	// Duplicate is set when the message had been added before.
-	Duplicate   bool
-	MessageID   string
-	From        string
-	Subject     string
-	CaseNumber  int64
-	MatchedBy   string
-	ExternalID  string
+	Duplicate  bool
+	MessageID  string
+	From       string
+	Subject    string
+	CaseNumber int64
+	MatchedBy  string
+	ExternalID string
+	// Attachments are the files stored with an added mail, as the blob store measured
+	// them; a mail not added has its files left undecoded and lists none.
 	Attachments []mail.Attachment
 	SenderAuth  senderauth.Verdict
 }
@@ -116,6 +119,10 @@ type Report struct {
 // Process implements Processor: see Handle.
 func (p *MailProcessor) Process(ctx context.Context, loc Location, raw io.ReadSeeker) (Result, error) {
 	r, err := p.Handle(ctx, loc, raw)
+	if err == nil {
+		// Committed, not yet filed in its mailbox folder.
+		failpoint.Reached("ingest.committed")
+	}
 	return r.Result, err
 }
 
@@ -138,21 +145,20 @@ func (p *MailProcessor) Handle(ctx context.Context, loc Location, raw io.ReadSee
 }
 
 func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSeeker) (Report, error) {
-	digest, err := p.digest(raw)
+	// One read keeps the raw copy, computes the digest and reads the headers and the
+	// text; the attachments are decoded only once the mail is to be added, as they
+	// stream into the blob store, so a refused mail costs that read and no more.
+	var msg *mail.Message
+	var perr error
+	k, err := p.keep(ctx, raw, func(r io.Reader) { msg, perr = mail.ReadText(r, p.opt.Limits) })
 	if err != nil {
 		return Report{}, err
 	}
-	if _, err := raw.Seek(0, io.SeekStart); err != nil {
-		return Report{}, fmt.Errorf("process message: %w", err)
-	}
-	msg, perr := mail.Parse(raw, p.opt.Limits)
+	failpoint.Reached("ingest.kept")
 	if perr != nil && !isMessageProblem(perr) {
 		return Report{}, fmt.Errorf("process message: %w", perr)
 	}
-	rep, u, err := p.prepare(ctx, loc, raw, digest, msg)
-	if err != nil {
-		return rep, err
-	}
+	rep, u := p.prepare(loc, k, msg)
 	if perr != nil {
 		return p.refuse(ctx, loc, &rep, u, Quarantined, CodeOf(perr), perr.Error())
 	}
@@ -193,6 +199,10 @@ func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSee
 		return rep, fmt.Errorf("process message: %w", err)
 	}
 	rep.Result = Result{Disposition: Processed, Case: p.svc.Refs().Format(m.CaseNumber)}
+	for _, a := range out.Attachments {
+		rep.Attachments = append(rep.Attachments, mail.Attachment{Filename: a.Filename, ContentType: a.ContentType,
+			Inline: a.Inline, Size: a.Size, SHA256: a.SHA256})
+	}
 	if out.Result == casebook.ResultDuplicate {
 		rep.Duplicate = true
 		// A duplicate commits nothing, so the position must be saved on its own (the
@@ -206,16 +216,15 @@ func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSee
 	return rep, nil
 }
 
-// prepare fills the report and the update every outcome shares, and keeps the raw
-// message in the blob store so a person can always see what arrived, whatever
-// becomes of it (unless it is over the size limit).
-func (p *MailProcessor) prepare(ctx context.Context, loc Location, raw io.ReadSeeker, digest string, msg *mail.Message) (Report, casebook.Update, error) {
+// prepare fills the report and the update every outcome shares. The raw message is
+// kept so a person can always see what arrived, whatever becomes of it (unless it is
+// over the size limit).
+func (p *MailProcessor) prepare(loc Location, k kept, msg *mail.Message) (Report, casebook.Update) {
 	rep := Report{
-		MessageID:   msg.MessageID,
-		From:        msg.From.Address,
-		Subject:     msg.Subject,
-		Attachments: msg.Attachments,
-		ExternalID:  ExternalID(digest, msg.MessageID),
+		MessageID:  msg.MessageID,
+		From:       msg.From.Address,
+		Subject:    msg.Subject,
+		ExternalID: ExternalID(k.digest, msg.MessageID),
 	}
 	u := casebook.Update{
 		Source:     casebook.SourceEmail,
@@ -225,7 +234,7 @@ func (p *MailProcessor) prepare(ctx context.Context, loc Location, raw io.ReadSe
 		Meta: map[string]string{
 			"message_id": msg.MessageID,
 			"subject":    msg.Subject,
-			"digest":     digest,
+			"digest":     k.digest,
 		},
 	}
 	if loc.Mailbox != "" {
@@ -235,22 +244,10 @@ func (p *MailProcessor) prepare(ctx context.Context, loc Location, raw io.ReadSe
 		u.Meta["uid"] = strconv.FormatUint(uint64(loc.UID), 10)
 		u.Meta["uidvalidity"] = strconv.FormatUint(uint64(loc.UIDValidity), 10)
 	}
-	size, err := raw.Seek(0, io.SeekEnd)
-	if err != nil {
-		return rep, u, fmt.Errorf("process message: %w", err)
+	if k.rawBlob != "" {
+		u.Meta["raw_blob"] = k.rawBlob
 	}
-	if size > p.opt.Limits.MaxMessageSize {
-		return rep, u, nil
-	}
-	if _, err := raw.Seek(0, io.SeekStart); err != nil {
-		return rep, u, fmt.Errorf("process message: %w", err)
-	}
-	b, err := p.blobs.Put(ctx, raw, p.opt.Limits.MaxMessageSize)
-	if err != nil {
-		return rep, u, fmt.Errorf("process message: keep raw message: %w", err)
-	}
-	u.Meta["raw_blob"] = b.Key
-	return rep, u, nil
+	return rep, u
 }
 
 // Quarantine files the message at loc in quarantine with reason, without trying to
@@ -265,14 +262,11 @@ func (p *MailProcessor) Quarantine(ctx context.Context, loc Location, raw io.Rea
 			res, err = Result{}, fmt.Errorf("quarantine message: panic: %v", v)
 		}
 	}()
-	digest, err := p.digest(raw)
+	k, err := p.keep(ctx, raw, nil)
 	if err != nil {
 		return Result{}, err
 	}
-	rep, u, err := p.prepare(ctx, loc, raw, digest, p.header(raw))
-	if err != nil {
-		return Result{}, err
-	}
+	rep, u := p.prepare(loc, k, p.header(raw))
 	rep, err = p.refuse(ctx, loc, &rep, u, Quarantined, CodeFailedRepeatedly, reason)
 	return rep.Result, err
 }
@@ -288,7 +282,7 @@ func (p *MailProcessor) header(raw io.ReadSeeker) (msg *mail.Message) {
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
 		return &mail.Message{}
 	}
-	msg, _ = mail.Parse(raw, p.opt.Limits)
+	msg, _ = mail.ReadText(raw, p.opt.Limits)
 	return msg
 }
 
@@ -296,7 +290,8 @@ func (p *MailProcessor) matcher() *Matcher {
 	return &Matcher{ReplyAddress: p.opt.ReplyAddress, Tokens: p.opt.Tokens, Refs: p.svc.Refs(), Threads: p.st.CaseNumbersByMessageIDs}
 }
 
-// files streams the attachments from a second pass over raw, inside AddUpdate.
+// files streams the attachments from raw inside AddUpdate, each decoded once on its
+// way into the blob store.
 func (p *MailProcessor) files(raw io.ReadSeeker) casebook.FileSeq {
 	return func(yield func(casebook.File) error) error {
 		if _, err := raw.Seek(0, io.SeekStart); err != nil {
@@ -367,6 +362,9 @@ func (p *MailProcessor) reason(err error, msg *mail.Message, m Match, v senderau
 		return fmt.Sprintf("the %s names %s, which does not exist", ruleName(m.By), ref)
 	case errors.Is(err, casebook.ErrCaseClosed):
 		return fmt.Sprintf("%s is closed: open a new case", ref)
+	case errors.Is(err, mail.ErrLimit), errors.Is(err, mail.ErrMalformed):
+		// Found while the attachments were stored: said as the parser says it.
+		return mailFault(err).Error()
 	}
 	return err.Error()
 }

@@ -233,7 +233,9 @@ func TestProcess(t *testing.T) {
 		{
 			name: "attachment over the limit",
 			msg:  msg{headers: []string{"From: alice@acme.example", "To: " + tok, "Subject: big", "Message-ID: <r15@acme.example>"}, body: "x", files: []file{{"big.bin", "application/octet-stream", make([]byte, 1<<20+1)}}},
-			want: ingest.Result{Disposition: ingest.Quarantined, Code: ingest.CodeOverLimit}, matchedBy: "",
+			// The attachment is decoded only once the mail is matched, on its way into
+			// the blob store: the refusal names the case it was matched to.
+			want: ingest.Result{Disposition: ingest.Quarantined, Code: ingest.CodeOverLimit, Case: ref}, matchedBy: ingest.MatchedByToken,
 		},
 		{
 			name: "too many parts",

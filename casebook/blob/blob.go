@@ -23,6 +23,7 @@ import (
 	"github.com/gabriel-vasile/mimetype"
 
 	"casebook/casebook"
+	"casebook/internal/failpoint"
 )
 
 // sniffLen is how much of a file mimetype needs to see to tell most types apart.
@@ -116,6 +117,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, limit int64) (casebook.Sto
 		}
 	}
 	b := casebook.StoredBlob{Key: hex.EncodeToString(name.Sum(nil)), SHA256: hex.EncodeToString(sum.Sum(nil)), Size: n, ContentType: sniff(head.buf)}
+	failpoint.Reached("blob.spooled")
 	if err := s.b.Place(ctx, tmp, b.Key); err != nil {
 		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
 	}

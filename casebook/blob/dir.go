@@ -12,18 +12,22 @@ import (
 	"time"
 
 	"casebook/casebook"
+	"casebook/internal/failpoint"
 )
 
 // Dir is the file backend: a directory, one file per object, fanned out over 256
 // subdirectories.
 //
 // A file is written to a temporary name in tmp/, fsynced, and renamed to its name,
-// then the directory is fsynced: a crash mid-write leaves only a temporary file, never
-// a visible partial object. Several instances may share the directory (NFS): a start
+// then the directory is fsynced (in a round shared with the other Puts in flight,
+// dirsync.go): a crash mid-write leaves only a temporary file, never a visible
+// partial object, and Place returns only once the name is durable. Several instances may share the directory (NFS): a start
 // removes only its own host's leftovers and files older than StaleTemp, never another
 // instance's write in progress.
 type Dir struct {
 	root string
+	// dirs fsyncs the directories renamed into, in rounds shared by concurrent Puts.
+	dirs *dirSyncs
 }
 
 var _ Backend = (*Dir)(nil)
@@ -37,7 +41,7 @@ func NewDir(root string) (*Dir, error) {
 	if err := clearTemp(filepath.Join(root, "tmp"), StaleTemp, time.Now()); err != nil {
 		return nil, fmt.Errorf("blob store %s: %w", root, err)
 	}
-	return &Dir{root: root}, nil
+	return &Dir{root: root, dirs: &dirSyncs{fsync: syncDir}}, nil
 }
 
 // Root returns the directory.
@@ -69,13 +73,19 @@ func (d *Dir) Place(ctx context.Context, f *os.File, name string) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsync: %w", err)
 	}
+	failpoint.Reached("blob.synced")
 	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
 		return err
 	}
 	if err := os.Rename(f.Name(), final); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(final))
+	failpoint.Reached("blob.renamed")
+	if err := d.dirs.sync(filepath.Dir(final)); err != nil {
+		return err
+	}
+	failpoint.Reached("blob.placed")
+	return nil
 }
 
 // Size returns the size of the object name.

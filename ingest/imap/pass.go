@@ -106,7 +106,7 @@ func (s *pass) handle(ctx context.Context, uids []imap.UID) error {
 						s.c.Close()
 					}
 				}
-				sp.file.Close()
+				s.p.spools.put(sp.file)
 				<-slots
 			}
 		})
@@ -192,13 +192,10 @@ func (s *pass) fetchChunk(uids []imap.UID, out chan<- spooled) (sent int, err er
 // spool copies a literal to a temporary file at the speed of the socket, so that the
 // processor's slower work never holds the connection inside a response.
 func (s *pass) spool(lit imap.LiteralReader) (*os.File, error) {
-	f, err := os.CreateTemp(s.p.cfg.SpoolDir, "casebook-imap-*.eml")
+	f, err := s.p.spools.get(s.p.cfg.SpoolDir)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	// Unlinked at once: the open file still works, and a crash leaves no mail (with
-	// its health information) lying in the spool directory.
-	os.Remove(f.Name())
 	n, err := io.Copy(f, lit)
 	if err == nil && n < lit.Size() {
 		// go-imap takes the EOF of a dropped connection for the end of the literal.

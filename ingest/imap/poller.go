@@ -107,6 +107,8 @@ type Poller struct {
 
 	// down holds the error that ended the last session while no new one is up.
 	down atomic.Pointer[error]
+	// spools are emptied spool files for the next messages.
+	spools *spoolFiles
 }
 
 // New checks cfg and returns a Poller.
@@ -141,7 +143,8 @@ func New(cfg Config) (*Poller, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Poller{cfg: cfg, log: cfg.Logger.With("mailbox", cfg.Mailbox.String())}
+	// As many as can be in flight: two chunks spooled ahead of the workers.
+	p := &Poller{cfg: cfg, log: cfg.Logger.With("mailbox", cfg.Mailbox.String()), spools: newSpoolFiles(2 * chunk)}
 	p.reset()
 	return p, nil
 }
@@ -156,6 +159,7 @@ func (p *Poller) reset() {
 // another instance holds it, until ctx ends. It returns nil on shutdown, after
 // releasing the lock.
 func (p *Poller) Run(ctx context.Context) error {
+	defer p.spools.close()
 	name := p.cfg.Mailbox.String()
 	waiting := false
 	for {

@@ -66,3 +66,16 @@ func BenchmarkHTMLToTextUnclosed(b *testing.B) {
 		HTMLToText(page)
 	}
 }
+
+// BenchmarkReadText measures what a mail that is not added costs to read: headers,
+// text and limits, the attachment skipped undecoded.
+func BenchmarkReadText(b *testing.B) {
+	raw := reply100KB()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		m, err := ReadText(bytes.NewReader(raw), Limits{})
+		if err != nil || m.Subject == "" {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,10 +1,13 @@
 // Package mail turns raw RFC 5322 messages into a channel-free Message: the headers
 // that matter for matching, the text for the timeline, and the attachments as streams.
 //
-// A message is read twice, front to back, and never held in memory: Parse checks every
-// limit, keeps the text and measures each attachment (size, SHA-256, sniffed type);
-// Attachments then streams the same attachments, in the same order, to whoever stores
-// them. A message that passes Parse cannot fail a limit half-way through storing.
+// A message is read front to back and never held in memory. The email channel reads
+// it with ReadText (headers, text and the structural limits, attachments skipped
+// undecoded) and, once it has decided to add it, with Attachments, which decodes each
+// attachment once while it streams to the store; an attachment over its limit or
+// badly encoded is then found half-way through storing. Parse does both in one pass
+// and measures each attachment (size, SHA-256, sniffed type), for reading a stored
+// message back.
 package mail
 
 import (
@@ -155,12 +158,41 @@ func Parse(r io.Reader, lim Limits) (*Message, error) {
 	if err := w.walk(r); err != nil {
 		return m, err
 	}
-	m.Text = plain.String()
+	m.setText(plain.String(), html.String())
+	return m, nil
+}
+
+// ReadText reads the message in r for matching and for a person to look at: the
+// headers and the text, with the limits on size, parts, depth and headers checked.
+// Attachments are skipped without being decoded (so neither their size limit nor bad
+// base64 in them is found here), which makes a message that will not be added cost
+// one read of its bytes and no more. Errors are as Parse's; the Message then holds
+// what could be read, and it never lists attachments.
+func ReadText(r io.Reader, lim Limits) (*Message, error) {
+	m := &Message{}
+	var plain, html textBuf
+	w := &walker{
+		lim:      lim.WithDefaults(),
+		onHeader: func(h textproto.Header) { readHeader(m, h) },
+		onText: func(mediaType, charset string, body io.Reader) error {
+			if mediaType == "text/html" {
+				return html.add(charset, body)
+			}
+			return plain.add(charset, body)
+		},
+	}
+	err := w.walk(r)
+	m.setText(plain.String(), html.String())
+	return m, err
+}
+
+// setText fills Text and Reply from the plain and HTML parts.
+func (m *Message) setText(plain, html string) {
+	m.Text = plain
 	if strings.TrimSpace(m.Text) == "" {
-		m.Text = HTMLToText(html.String())
+		m.Text = HTMLToText(html)
 	}
 	m.Reply = ReplyText(m.Text)
-	return m, nil
 }
 
 // Attachments streams the attachments of the message in r, in the order Parse lists

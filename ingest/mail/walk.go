@@ -130,17 +130,37 @@ func (w *walker) entity(h textproto.Header, body io.Reader, depth int) error {
 	}
 	a.Filename = CleanFilename(name)
 	limErr := limitErr("attachment %q is larger than %d bytes", a.Filename, w.lim.MaxAttachmentSize)
-	capped := &capReader{r: src, max: w.lim.MaxAttachmentSize, err: limErr}
 	if w.onFile == nil {
-		_, err := io.Copy(io.Discard, capped)
+		// Nobody wants the file: skip its encoded bytes without decoding them.
+		_, err := io.Copy(io.Discard, body)
 		return w.partErr(err)
 	}
+	capped := &faultReader{r: &capReader{r: src, max: w.lim.MaxAttachmentSize, err: limErr}}
 	if err := w.onFile(a, capped); err != nil {
+		if capped.err != nil {
+			// The part's own fault (over the limit, bad base64), not what the
+			// callback made of it: that is the message's problem to report.
+			err = capped.err
+		}
 		return w.partErr(err)
 	}
 	// The callback may stop early; the rest must still be read and counted.
 	_, err := io.Copy(io.Discard, capped)
 	return w.partErr(err)
+}
+
+// faultReader remembers the first error other than io.EOF its reader returned.
+type faultReader struct {
+	r   io.Reader
+	err error
+}
+
+func (f *faultReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err != nil && err != io.EOF && f.err == nil {
+		f.err = err
+	}
+	return n, err
 }
 
 func (w *walker) multipart(boundary string, body io.Reader, depth int) error {

@@ -1,0 +1,120 @@
+package blob
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Writers that queue while a round runs share the next one: one fsync per directory,
+// however many renames into it wait, and each waiter gets its own directory's result.
+func TestDirSyncsShareRounds(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	hold := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	broken := errors.New("fsync failed")
+	s := &dirSyncs{fsync: func(dir string) error {
+		mu.Lock()
+		calls[dir]++
+		first := calls["first"] == 1 && dir == "first"
+		mu.Unlock()
+		if first {
+			entered <- struct{}{}
+			<-hold
+		}
+		if dir == "broken" {
+			return broken
+		}
+		return nil
+	}}
+	tests := []struct {
+		dir     string
+		writers int
+		want    error
+	}{
+		{"a", 10, nil},
+		{"b", 5, nil},
+		{"broken", 3, broken},
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := s.sync("first"); err != nil {
+			t.Errorf("first: %v", err)
+		}
+	})
+	<-entered // the first round is running and held
+	errs := make(chan error, 32)
+	for _, tt := range tests {
+		for range tt.writers {
+			wg.Go(func() {
+				if err := s.sync(tt.dir); !errors.Is(err, tt.want) {
+					errs <- err
+				}
+			})
+		}
+	}
+	// Give the writers time to queue behind the held round.
+	time.Sleep(100 * time.Millisecond)
+	close(hold)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a writer got %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, tt := range tests {
+		if calls[tt.dir] != 1 {
+			t.Errorf("%s fsynced %d times for %d writers, want 1", tt.dir, calls[tt.dir], tt.writers)
+		}
+	}
+	// The last round hands out its results before it stands down.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		idle := !s.running && len(s.queued) == 0
+		s.mu.Unlock()
+		if idle {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rounds never stood down")
+		}
+	}
+}
+
+// A writer that queues while a round is fsyncing its directory waits for the next
+// round: the running one may have started before its rename.
+func TestDirSyncsWaitForALaterRound(t *testing.T) {
+	hold := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var mu sync.Mutex
+	n := 0
+	s := &dirSyncs{fsync: func(dir string) error {
+		mu.Lock()
+		n++
+		first := n == 1
+		mu.Unlock()
+		if first {
+			entered <- struct{}{}
+			<-hold
+		}
+		return nil
+	}}
+	var wg sync.WaitGroup
+	wg.Go(func() { s.sync("d") })
+	<-entered
+	second := make(chan struct{})
+	wg.Go(func() { s.sync("d"); close(second) })
+	select {
+	case <-second:
+		t.Fatal("the second writer returned while the round that started before it ran")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(hold)
+	wg.Wait()
+	if n != 2 {
+		t.Errorf("%d fsyncs, want 2", n)
+	}
+}
