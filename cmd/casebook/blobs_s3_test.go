@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"casebook/casebook/blob/s3test"
 )
@@ -143,7 +144,8 @@ func TestBlobURLValidate(t *testing.T) {
 		{"s3://bucket?path_style=perhaps", false},
 		{"gs://bucket", false},
 	} {
-		cfg := Config{DatabaseURL: "postgres://x", DataDir: "d", MaxFileSize: 1, CasePrefix: "CASE", ScanUnavailable: scanBlock, BlobURL: c.url}
+		cfg := Config{DatabaseURL: "postgres://x", DataDir: "d", MaxFileSize: 1, CasePrefix: "CASE", ScanUnavailable: scanBlock, BlobURL: c.url,
+			ReplyTokenTTL: time.Hour}
 		if err := cfg.Validate(); (err == nil) != c.ok {
 			t.Errorf("Validate(--blob-url %q) = %v", c.url, err)
 		}
