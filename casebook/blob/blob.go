@@ -11,6 +11,7 @@
 package blob
 
 import (
+	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -18,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/gabriel-vasile/mimetype"
@@ -28,6 +30,9 @@ import (
 
 // sniffLen is how much of a file mimetype needs to see to tell most types apart.
 const sniffLen = 3072
+
+// spoolBuffer is how much Put gathers before it writes to the spool file.
+const spoolBuffer = 64 << 10
 
 // Store is a blob store over a backend.
 type Store struct {
@@ -87,18 +92,30 @@ func (s *Store) Put(ctx context.Context, r io.Reader, limit int64) (casebook.Sto
 	if err != nil {
 		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
 	}
+	placed := false
 	defer func() {
 		tmp.Close()
+		if placed {
+			// The directory backend renamed it into place: removing a name that is
+			// gone would still take the spool directory's lock, which every Put in
+			// flight contends for.
+			if _, err := os.Lstat(tmp.Name()); errors.Is(err, fs.ErrNotExist) {
+				return
+			}
+		}
 		os.Remove(tmp.Name())
 	}()
 
 	sum := sha256.New()
 	name := sum
-	var dst io.Writer = tmp
+	// Readers often hand over a few hundred bytes at a time (a base64 decoder gives
+	// about 750): written straight through, that is a system call for each.
+	buf := bufio.NewWriterSize(tmp, spoolBuffer)
+	var dst io.Writer = buf
 	var enc io.WriteCloser
 	if s.key != nil {
 		name = hmac.New(sha256.New, s.key.name)
-		if enc, err = encryptTo(tmp, s.key); err != nil {
+		if enc, err = encryptTo(buf, s.key); err != nil {
 			return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
 		}
 		dst = enc
@@ -116,11 +133,15 @@ func (s *Store) Put(ctx context.Context, r io.Reader, limit int64) (casebook.Sto
 			return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
 		}
 	}
+	if err := buf.Flush(); err != nil {
+		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
+	}
 	b := casebook.StoredBlob{Key: hex.EncodeToString(name.Sum(nil)), SHA256: hex.EncodeToString(sum.Sum(nil)), Size: n, ContentType: sniff(head.buf)}
 	failpoint.Reached("blob.spooled")
 	if err := s.b.Place(ctx, tmp, b.Key); err != nil {
 		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
 	}
+	placed = true
 	return b, nil
 }
 
