@@ -1,4 +1,4 @@
-module casebook
+module github.com/casebookhq/casebook
 
 go 1.26.0
 

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // The defaults of Options.

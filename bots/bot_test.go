@@ -12,11 +12,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/bots"
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/bots"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -15,7 +15,7 @@ import (
 	"io"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // Message is an incoming chat message, as the adapter saw it.

@@ -6,9 +6,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/bots"
-	"casebook/casebook/clamav"
-	"casebook/casebook/clamav/clamdtest"
+	"github.com/casebookhq/casebook/bots"
+	"github.com/casebookhq/casebook/casebook/clamav"
+	"github.com/casebookhq/casebook/casebook/clamav/clamdtest"
 )
 
 // TestScannedFiles checks the ❌ answers, shared by Slack and Discord, to an infected

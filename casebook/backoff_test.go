@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 func TestBackoff(t *testing.T) {

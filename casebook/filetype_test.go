@@ -3,7 +3,7 @@ package casebook_test
 import (
 	"testing"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 func TestTypeAllowed(t *testing.T) {

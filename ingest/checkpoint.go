@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // CheckpointChannel is the channel under which mailbox positions are kept.

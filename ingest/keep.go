@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"casebook/ingest/mail"
+	"github.com/casebookhq/casebook/ingest/mail"
 )
 
 // kept is what one read of a spooled message gives.

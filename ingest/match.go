@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"slices"
 
-	"casebook/casebook"
-	"casebook/ingest/mail"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/ingest/mail"
 )
 
 // Match says which case a mail names and how.

@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/casebook"
-	"casebook/ingest"
-	"casebook/ingest/mail"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/ingest"
+	"github.com/casebookhq/casebook/ingest/mail"
 )
 
 // threads is an outbox of two case mails: <a@support.example> of case 7 and

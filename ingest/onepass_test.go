@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"casebook/casebook"
-	"casebook/ingest"
-	"casebook/ingest/mail"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/ingest"
+	"github.com/casebookhq/casebook/ingest/mail"
 )
 
 // badAttachment is a mail whose attachment is not valid base64: only decoding it

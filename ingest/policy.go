@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 
-	"casebook/casebook"
-	"casebook/ingest/mail"
-	"casebook/ingest/senderauth"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/ingest/mail"
+	"github.com/casebookhq/casebook/ingest/senderauth"
 )
 
 // SenderAuth says how much the subject rule asks of the sender verdict.

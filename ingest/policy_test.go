@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook"
-	"casebook/ingest"
-	"casebook/ingest/mail"
-	"casebook/ingest/senderauth"
-	"casebook/ingest/senderauth/dnstest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/ingest"
+	"github.com/casebookhq/casebook/ingest/mail"
+	"github.com/casebookhq/casebook/ingest/senderauth"
+	"github.com/casebookhq/casebook/ingest/senderauth/dnstest"
 )
 
 // TestSenderPolicy is each bad input of sender authentication, and the good mail

@@ -10,10 +10,10 @@ import (
 	"strconv"
 	"strings"
 
-	"casebook/casebook"
-	"casebook/ingest/mail"
-	"casebook/ingest/senderauth"
-	"casebook/internal/failpoint"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/ingest/mail"
+	"github.com/casebookhq/casebook/ingest/senderauth"
+	"github.com/casebookhq/casebook/internal/failpoint"
 )
 
 // ProcessorStore is what the processor needs from storage beyond casebook.Service.

@@ -7,8 +7,8 @@ import (
 	"io"
 	"os"
 
-	"casebook/casebook"
-	"casebook/ingest/mail"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/ingest/mail"
 )
 
 // errFileFound stops the walk over a message's attachments once the wanted one was

@@ -3,8 +3,8 @@ package ingest
 import (
 	"errors"
 
-	"casebook/casebook"
-	"casebook/ingest/mail"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/ingest/mail"
 )
 
 // Code names why a message was quarantined or ignored. Codes come from a fixed set,

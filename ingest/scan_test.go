@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"casebook/casebook"
-	"casebook/casebook/clamav"
-	"casebook/casebook/clamav/clamdtest"
-	"casebook/ingest"
-	"casebook/ingest/mail"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/clamav"
+	"github.com/casebookhq/casebook/casebook/clamav/clamdtest"
+	"github.com/casebookhq/casebook/ingest"
+	"github.com/casebookhq/casebook/ingest/mail"
 )
 
 // TestProcessMalware runs mail with attachments past a real clamd: an infected

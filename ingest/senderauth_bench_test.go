@@ -6,10 +6,10 @@ import (
 	"slices"
 	"testing"
 
-	"casebook/ingest"
-	"casebook/ingest/mail"
-	"casebook/ingest/senderauth"
-	"casebook/ingest/senderauth/dnstest"
+	"github.com/casebookhq/casebook/ingest"
+	"github.com/casebookhq/casebook/ingest/mail"
+	"github.com/casebookhq/casebook/ingest/senderauth"
+	"github.com/casebookhq/casebook/ingest/senderauth/dnstest"
 )
 
 // BenchmarkSenderVerdict is BenchmarkHandle three ways in one run: without a verdict,

@@ -14,7 +14,7 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
-	"casebook/bots/discord/discordtest"
+	"github.com/casebookhq/casebook/bots/discord/discordtest"
 )
 
 // BenchmarkAttachments pushes 1,000 messages, each with one 16 kB file naming the

@@ -9,8 +9,8 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
-	"casebook/bots"
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/bots"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // commands is the /case slash command. An attachment option carries a file without

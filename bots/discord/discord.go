@@ -19,8 +19,8 @@ import (
 	"github.com/bwmarrin/discordgo"
 	"github.com/gorilla/websocket"
 
-	"casebook/bots"
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/bots"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // Intents the bot asks for. Message Content is privileged: without it Discord delivers

@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"net/url"
 
-	"casebook/bots"
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/bots"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // errNotCDN refuses an attachment URL outside Discord's CDN.

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 
-	"casebook/bots"
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/bots"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // HeldFiles keeps the bytes of files that wait for someone to name their case: the

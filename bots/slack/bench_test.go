@@ -10,8 +10,8 @@ import (
 
 	goslack "github.com/slack-go/slack"
 
-	"casebook/bots/slack/slacktest"
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/bots/slack/slacktest"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // BenchmarkFileShare pushes 1,000 file_share events with 100 KB files through the fake

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"casebook/bots"
-	"casebook/bots/slack"
-	"casebook/bots/slack/slacktest"
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/bots"
+	"github.com/casebookhq/casebook/bots/slack"
+	"github.com/casebookhq/casebook/bots/slack/slacktest"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // recorder is a Handler that keeps what it is given and says nothing back.

@@ -23,8 +23,8 @@ import (
 	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/slackutilsx"
 
-	"casebook/bots"
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/bots"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // BotScopes are the bot token scopes the adapter needs: read messages in public and

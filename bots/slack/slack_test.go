@@ -20,13 +20,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	goslack "github.com/slack-go/slack"
 
-	"casebook/bots"
-	"casebook/bots/slack"
-	"casebook/bots/slack/slacktest"
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/bots"
+	"github.com/casebookhq/casebook/bots/slack"
+	"github.com/casebookhq/casebook/bots/slack/slacktest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // Backend is where a Store keeps its objects: bytes under a name, nothing more. The

@@ -24,8 +24,8 @@ import (
 
 	"github.com/gabriel-vasile/mimetype"
 
-	"casebook/casebook"
-	"casebook/internal/failpoint"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/internal/failpoint"
 )
 
 // sniffLen is how much of a file mimetype needs to see to tell most types apart.

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // Copy copies the object name from one backend to another as it is stored

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 func readAll(t *testing.T, d *Store, key string) ([]byte, error) {

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"casebook/casebook"
-	"casebook/internal/failpoint"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/internal/failpoint"
 )
 
 // Dir is the file backend: a directory, one file per object, fanned out over 256

@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"io"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // Tink's AES-GCM-HKDF stream, as crypt.go writes it: a header (its length, a salt, a

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // Plaintext reports whether the blob named key is stored unencrypted.

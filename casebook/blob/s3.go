@@ -25,7 +25,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // S3 is the backend on an S3-compatible bucket (Amazon S3, MinIO, Ceph RGW, Versity).

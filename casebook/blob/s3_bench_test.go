@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook/blob/s3test"
+	"github.com/casebookhq/casebook/casebook/blob/s3test"
 )
 
 // BenchmarkPut25MiB stores 25 MiB files (each distinct, so each is written) in a

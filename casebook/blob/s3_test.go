@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"casebook/casebook"
-	"casebook/casebook/blob/s3test"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob/s3test"
 )
 
 // newS3 opens a store on a fresh bucket of a real S3 server, with small parts so that

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // trashDir holds blobs the sweep is removing, between its rename and its final

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 var _ casebook.BlobSweeper = (*Store)(nil)

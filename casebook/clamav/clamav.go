@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // chunkSize is the largest INSTREAM chunk sent. clamd takes chunks of any size up to

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook"
-	"casebook/casebook/clamav"
-	"casebook/casebook/clamav/clamdtest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/clamav"
+	"github.com/casebookhq/casebook/casebook/clamav/clamdtest"
 )
 
 func client(t *testing.T) *clamav.Client {

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // BlobDir checks that attachments can be written under dir (it writes, fsyncs and

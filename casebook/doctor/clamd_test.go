@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook/clamav"
-	"casebook/casebook/clamav/clamdtest"
-	"casebook/casebook/doctor"
+	"github.com/casebookhq/casebook/casebook/clamav"
+	"github.com/casebookhq/casebook/casebook/clamav/clamdtest"
+	"github.com/casebookhq/casebook/casebook/doctor"
 )
 
 // fixedVersion is a clamd that answers VERSION with a given line, for the database

@@ -25,11 +25,11 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"casebook/casebook/doctor"
-	"casebook/casebook/outbox"
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
-	imapmailbox "casebook/ingest/imap"
+	"github.com/casebookhq/casebook/casebook/doctor"
+	"github.com/casebookhq/casebook/casebook/outbox"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	imapmailbox "github.com/casebookhq/casebook/ingest/imap"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -5,8 +5,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"casebook/casebook"
-	"casebook/casebook/metrics"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/metrics"
 )
 
 // BenchmarkHTTP compares a request through the ServeMux alone with one through the

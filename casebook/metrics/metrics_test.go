@@ -16,11 +16,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/metrics"
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/metrics"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

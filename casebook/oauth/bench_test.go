@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook/oauth"
-	"casebook/casebook/oauth/oauthtest"
+	"github.com/casebookhq/casebook/casebook/oauth"
+	"github.com/casebookhq/casebook/casebook/oauth/oauthtest"
 )
 
 // BenchmarkToken measures what a login pays for its token: a cached one (every login

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook/oauth"
-	"casebook/casebook/oauth/oauthtest"
+	"github.com/casebookhq/casebook/casebook/oauth"
+	"github.com/casebookhq/casebook/casebook/oauth/oauthtest"
 )
 
 func TestDeviceLogin(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook/oauth"
-	"casebook/casebook/oauth/oauthtest"
+	"github.com/casebookhq/casebook/casebook/oauth"
+	"github.com/casebookhq/casebook/casebook/oauth/oauthtest"
 )
 
 // clock is a settable time for a Source.

@@ -18,8 +18,8 @@ import (
 
 	gomail "github.com/emersion/go-message/mail"
 
-	"casebook/casebook"
-	"casebook/templates"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/templates"
 )
 
 // errCompose marks a mail that cannot be built from its row: retrying cannot help.

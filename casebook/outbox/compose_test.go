@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")

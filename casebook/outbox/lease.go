@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // DefaultLease is how long a claimed row waits for its worker before another may take

@@ -10,9 +10,9 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"casebook/casebook"
-	"casebook/casebook/outbox/smtptest"
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/outbox/smtptest"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // freezable stands for a worker's process: once frozen, as by kill -9, it renews

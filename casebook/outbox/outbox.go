@@ -23,7 +23,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // Store is what the worker needs from storage.

@@ -17,11 +17,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/outbox/smtptest"
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/outbox/smtptest"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -9,7 +9,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/casebook/outbox/smtptest"
+	"github.com/casebookhq/casebook/casebook/outbox/smtptest"
 )
 
 func TestParseURL(t *testing.T) {

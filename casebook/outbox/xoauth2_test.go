@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook/oauth"
-	"casebook/casebook/oauth/oauthtest"
-	"casebook/casebook/outbox/smtptest"
+	"github.com/casebookhq/casebook/casebook/oauth"
+	"github.com/casebookhq/casebook/casebook/oauth/oauthtest"
+	"github.com/casebookhq/casebook/casebook/outbox/smtptest"
 )
 
 // oauthSMTP is an SMTP server that takes XOAUTH2 tokens the fake provider issued for

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"testing"
 
-	"casebook/casebook"
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // TestAddAccount: the user, its identity, its temporary password, the mail that

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"casebook/casebook"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // Audit chain outcomes.

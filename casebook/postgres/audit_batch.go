@@ -1,13 +1,14 @@
 package postgres
 
 import (
-	"casebook/casebook"
 	"context"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // AuditBatch appends rows in order in one transaction, each chained to the one before

@@ -6,9 +6,9 @@ import (
 	"sync"
 	"testing"
 
-	"casebook/casebook"
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 )
 
 func TestAuditBatchChains(t *testing.T) {

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook"
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 )
 
 var auditKey = []byte("0123456789abcdef0123456789abcdef")

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // Bind ties a chat channel to an org, replacing an earlier binding of the same channel.

@@ -7,7 +7,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 var (

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // heldStore fails its first commit, after waiting for release: an update whose

@@ -9,7 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 const caseColumns = `c.id, c.number, c.org_id, o.name AS org_name, o.domain AS org_domain,

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // scopeCondition limits cases c to a viewer's: an org's cases (orgID) or the cases a

@@ -8,8 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/casebook"
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // TestCasesKeyset pages through an org's open and pending cases, interleaved in time

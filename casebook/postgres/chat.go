@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // ThreadCase returns the number of the case a chat thread is tied to, or ErrNotFound.

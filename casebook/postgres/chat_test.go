@@ -8,8 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/casebook"
-	"casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 )
 
 func TestChatThreads(t *testing.T) {

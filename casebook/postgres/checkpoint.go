@@ -6,7 +6,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 func saveCheckpoint(ctx context.Context, tx *sqlx.Tx, c casebook.Checkpoint) error {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 )
 
 // TestWithLock checks the lock that lets one instance of several do a piece of work:

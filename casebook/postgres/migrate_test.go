@@ -6,8 +6,8 @@ import (
 	"sync"
 	"testing"
 
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 )
 
 // TestMigrateConcurrently starts two instances on one empty database at once: the

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // AddOrg creates an organisation.

@@ -1,12 +1,13 @@
 package postgres
 
 import (
-	"casebook/casebook"
 	"context"
 	"encoding/json"
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // SecretBox seals short secrets for a column and opens them again

@@ -7,7 +7,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 const quarantineColumns = `q.id, q.kind, q.source, q.external_id, q.reason_code, q.reason, q.message_id, q.sender, q.subject,

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook"
-	"casebook/casebook/clamav"
-	"casebook/casebook/clamav/clamdtest"
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/clamav"
+	"github.com/casebookhq/casebook/casebook/clamav/clamdtest"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // scanned replaces the fixture's service with one that scans through clamd at addr.

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"casebook/casebook"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // replyTokenKey names the reply-token key in app_keys. The keys it replaced are kept

@@ -8,7 +8,7 @@ import (
 
 	"github.com/lib/pq"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // UpdateIDByExternalID finds an update by its channel key.

@@ -17,12 +17,12 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/clamav"
-	"casebook/casebook/clamav/clamdtest"
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/clamav"
+	"github.com/casebookhq/casebook/casebook/clamav/clamdtest"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 const userColumns = `u.id, u.org_id, u.email, u.name, u.staff, u.disabled_at IS NOT NULL AS disabled, u.created_at, u.session_epoch`

@@ -6,7 +6,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // PasswordHash returns a user's password hash (empty when none was ever set) and

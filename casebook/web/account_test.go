@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook/web"
+	"github.com/casebookhq/casebook/casebook/web"
 )
 
 // A disabled user's live session ends at its next request, and the password no longer

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // errUnsatisfiable marks a Range that selects nothing of the file (answered 416).

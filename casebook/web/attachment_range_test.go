@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/blob"
 )
 
 // TestDownloadRange asks for parts of an encrypted attachment of several segments.

@@ -15,9 +15,9 @@ import (
 	"sync"
 	"testing"
 
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/web"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/web"
 )
 
 var png = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89")

@@ -1,10 +1,11 @@
 package web
 
 import (
-	"casebook/casebook"
 	"context"
 	"sync"
 	"time"
+
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // maxAuditBatch bounds the rows one audit transaction carries.

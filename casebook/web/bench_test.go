@@ -20,11 +20,11 @@ import (
 
 	"github.com/alexedwards/scs/postgresstore"
 
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/password"
-	"casebook/casebook/postgres/pgtest"
-	"casebook/casebook/web"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/password"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook/web"
 )
 
 var benchSizes = flag.String("web-bench-sizes", "10000,1000000", "case counts the web benchmark generates (comma-separated)")

@@ -13,10 +13,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"casebook/casebook"
-	"casebook/casebook/outbox"
-	"casebook/casebook/outbox/smtptest"
-	"casebook/ingest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/outbox"
+	"github.com/casebookhq/casebook/casebook/outbox/smtptest"
+	"github.com/casebookhq/casebook/ingest"
 )
 
 // TestBrowserStaff drives Chromium through a staff member's day: log in and enrol the

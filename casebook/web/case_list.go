@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // pageSize is the number of cases a list page shows.

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net/http"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // caseInScope finds the case named in the path among the viewer's. A case of another

@@ -21,13 +21,13 @@ import (
 
 	"github.com/alexedwards/scs/postgresstore"
 
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/password"
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
-	"casebook/casebook/web"
-	"casebook/ingest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/password"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook/web"
+	"github.com/casebookhq/casebook/ingest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

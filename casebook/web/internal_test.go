@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook"
-	"casebook/casebook/password"
-	"casebook/templates"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/password"
+	"github.com/casebookhq/casebook/templates"
 )
 
 // TestPagesRender renders every page with its data type, and checks that every

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // maxFormBytes bounds the small forms (login, password); uploads have their own caps.

@@ -11,9 +11,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/casebook/password"
-	"casebook/casebook/postgres"
-	"casebook/casebook/web"
+	"github.com/casebookhq/casebook/casebook/password"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/web"
 )
 
 func TestLoginAndLogout(t *testing.T) {

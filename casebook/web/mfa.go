@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // MFAPolicy says whose accounts must have a second factor.

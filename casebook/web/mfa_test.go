@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/casebook/web"
+	"github.com/casebookhq/casebook/casebook/web"
 )
 
 func loginOutcomes(e *env) []string {

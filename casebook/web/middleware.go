@@ -13,8 +13,8 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
-	"casebook/casebook"
-	"casebook/templates"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/templates"
 )
 
 // Session keys.

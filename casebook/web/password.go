@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"casebook/casebook"
-	"casebook/casebook/password"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/password"
 )
 
 // ResetStore stores temporary passwords (reset codes) with the mail that carries them.

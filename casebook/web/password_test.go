@@ -11,8 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/casebook"
-	"casebook/casebook/web"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/web"
 )
 
 // outboxPasswords returns the temporary-password mails queued for email, oldest first.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // quarantinePageSize is the number of quarantined mails a queue page shows.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // Layout is the part of every page the base layout shows.

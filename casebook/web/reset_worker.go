@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // resetPoll is how often the worker looks for requests queued by other instances (or

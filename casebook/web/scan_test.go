@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"casebook/casebook"
-	"casebook/casebook/clamav"
-	"casebook/casebook/clamav/clamdtest"
-	"casebook/casebook/web"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/clamav"
+	"github.com/casebookhq/casebook/casebook/clamav/clamdtest"
+	"github.com/casebookhq/casebook/casebook/web"
 )
 
 // scanning serves the page again over a write path that scans with clamd at addr.

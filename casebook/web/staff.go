@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // Desk is the staff's use cases (casebook.Desk): the page parses the form, calls one

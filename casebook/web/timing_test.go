@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook/web"
+	"github.com/casebookhq/casebook/casebook/web"
 )
 
 // mannWhitneyZ is the normal approximation of the Mann–Whitney U statistic of a

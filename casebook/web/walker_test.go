@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"casebook/casebook/postgres"
-	"casebook/casebook/web"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/web"
 )
 
 const wantCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"

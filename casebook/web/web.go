@@ -28,9 +28,9 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
-	"casebook/casebook"
-	"casebook/casebook/password"
-	"casebook/templates"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/password"
+	"github.com/casebookhq/casebook/templates"
 )
 
 // Store is what the web page needs from storage (*postgres.Store).

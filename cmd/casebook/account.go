@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"casebook/casebook"
-	"casebook/casebook/postgres"
-	"casebook/casebook/web"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/web"
 )
 
 // osUser names the operating-system account running the command, for the audit log:

@@ -14,10 +14,10 @@ import (
 
 	"github.com/alexedwards/scs/postgresstore"
 
-	"casebook/casebook"
-	"casebook/casebook/password"
-	"casebook/casebook/postgres"
-	"casebook/casebook/web"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/password"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/web"
 )
 
 // page is a web page over the CLI test's database, as serve runs it.

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"strings"
 
-	"casebook/casebook"
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 func migrateCommand() command {

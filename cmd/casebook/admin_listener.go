@@ -4,7 +4,7 @@ import (
 	"context"
 	"flag"
 
-	"casebook/casebook/metrics"
+	"github.com/casebookhq/casebook/casebook/metrics"
 )
 
 // adminFlags registers the admin listener's flag, for the commands that serve.

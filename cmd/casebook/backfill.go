@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"casebook/ingest/imap"
+	"github.com/casebookhq/casebook/ingest/imap"
 )
 
 // BackfillConfig is `casebook ingest --mailbox`'s part of Config.

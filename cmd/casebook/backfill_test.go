@@ -12,10 +12,10 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
-	"casebook/cmd/casebook/demo"
-	"casebook/ingest/imap"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/cmd/casebook/demo"
+	"github.com/casebookhq/casebook/ingest/imap"
 )
 
 // TestIngestMailbox runs `casebook ingest --mailbox` over a mailbox holding replies

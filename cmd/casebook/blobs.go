@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"time"
 
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // blobSweepEvery is how often `serve` sweeps unnamed blobs; blobSweepFirst how long

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	"casebook/casebook"
-	"casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
 )
 
 // migrateReport says what `blobs migrate` did.

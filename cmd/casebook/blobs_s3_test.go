@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"casebook/casebook"
-	"casebook/casebook/blob/s3test"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob/s3test"
 )
 
 // useS3Files points the AWS *_FILE variables at files holding the test server's

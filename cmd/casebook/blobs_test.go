@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 func writeKey(t *testing.T) string {

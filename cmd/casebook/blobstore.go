@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"casebook/casebook/blob"
-	"casebook/casebook/doctor"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/doctor"
 )
 
 // blobURL is the blob store's URL: --blob-url, or the directory under --data-dir.

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"casebook/casebook"
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // caseView is a case as the CLI prints it; number is the formatted reference.

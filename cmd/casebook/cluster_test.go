@@ -19,12 +19,12 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/mail"
 
-	"casebook/casebook/blob/s3test"
-	"casebook/casebook/outbox/smtptest"
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
-	"casebook/cmd/casebook/demo"
-	"casebook/ingest/imap/dovecottest"
+	"github.com/casebookhq/casebook/casebook/blob/s3test"
+	"github.com/casebookhq/casebook/casebook/outbox/smtptest"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/cmd/casebook/demo"
+	"github.com/casebookhq/casebook/ingest/imap/dovecottest"
 )
 
 // clusterBlobArgs points every instance at the one shared blob store, a bucket on a

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"casebook/casebook/password"
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/password"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // setPassword gives a user a password they need not change, as if chosen earlier.

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/clamav"
-	"casebook/ingest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/clamav"
+	"github.com/casebookhq/casebook/ingest"
 )
 
 // Config is everything casebook is configured with. It is filled from flags and

@@ -17,12 +17,12 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
-	"casebook/cmd/casebook/demo"
-	"casebook/internal/failpoint"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/cmd/casebook/demo"
+	"github.com/casebookhq/casebook/internal/failpoint"
 )
 
 // TestServeKilledAtEveryStep kills `casebook serve` with SIGKILL at each step of the

@@ -16,9 +16,9 @@ import (
 	"github.com/emersion/go-message/mail"
 	"github.com/lib/pq"
 
-	"casebook/casebook"
-	"casebook/casebook/postgres"
-	"casebook/cmd/casebook/demo"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/cmd/casebook/demo"
 )
 
 // demoDatabasePrefix guards the one DROP DATABASE casebook runs: the demo drops only a

@@ -3,7 +3,7 @@ package main
 import (
 	"net/url"
 
-	"casebook/cmd/casebook/demo"
+	"github.com/casebookhq/casebook/cmd/casebook/demo"
 )
 
 // demoMailbox points the IMAP poller at the demo's mailbox, in cleartext: the server

@@ -19,9 +19,9 @@ import (
 
 	"github.com/lib/pq"
 
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
-	"casebook/ingest/senderauth/dnstest"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/ingest/senderauth/dnstest"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while run writes the log into it.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"flag"
 
-	"casebook/bots/discord"
+	"github.com/casebookhq/casebook/bots/discord"
 )
 
 // DiscordConfig holds the Discord bot's settings.

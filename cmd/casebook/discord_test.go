@@ -10,7 +10,7 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
-	"casebook/bots/discord/discordtest"
+	"github.com/casebookhq/casebook/bots/discord/discordtest"
 )
 
 // lockedBuffer is stderr written by serve's goroutines and read by the test.

@@ -11,10 +11,10 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"casebook/bots/slack"
-	"casebook/casebook/clamav"
-	"casebook/casebook/doctor"
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/bots/slack"
+	"github.com/casebookhq/casebook/casebook/clamav"
+	"github.com/casebookhq/casebook/casebook/doctor"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // doctorTimeout bounds each check: a dependency that has not answered by then is as

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"casebook/bots/slack"
-	"casebook/bots/slack/slacktest"
-	"casebook/casebook/postgres/pgtest"
-	"casebook/cmd/casebook/demo"
+	"github.com/casebookhq/casebook/bots/slack"
+	"github.com/casebookhq/casebook/bots/slack/slacktest"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/cmd/casebook/demo"
 )
 
 func TestDoctorCommand(t *testing.T) {

@@ -7,9 +7,9 @@ import (
 	"io"
 	"time"
 
-	"casebook/casebook/postgres"
-	"casebook/ingest"
-	"casebook/ingest/imap"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/ingest"
+	"github.com/casebookhq/casebook/ingest/imap"
 )
 
 // IMAPConfig is the IMAP poller's part of Config.

@@ -13,11 +13,11 @@ import (
 
 	"github.com/gabriel-vasile/mimetype"
 
-	"casebook/casebook"
-	"casebook/casebook/postgres"
-	"casebook/ingest"
-	"casebook/ingest/mail"
-	"casebook/ingest/senderauth"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/ingest"
+	"github.com/casebookhq/casebook/ingest/mail"
+	"github.com/casebookhq/casebook/ingest/senderauth"
 )
 
 // MailConfig is the email channel's part of Config: the limits on one message. The

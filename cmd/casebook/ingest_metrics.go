@@ -4,8 +4,8 @@ import (
 	"context"
 	"io"
 
-	"casebook/casebook/metrics"
-	"casebook/ingest"
+	"github.com/casebookhq/casebook/casebook/metrics"
+	"github.com/casebookhq/casebook/ingest"
 )
 
 // countingProcessor counts each message the poller fetched and hands over, and each

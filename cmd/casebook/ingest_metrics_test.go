@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"casebook/casebook/metrics"
-	"casebook/ingest"
+	"github.com/casebookhq/casebook/casebook/metrics"
+	"github.com/casebookhq/casebook/ingest"
 )
 
 type fixedProcessor struct {

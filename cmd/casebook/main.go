@@ -18,12 +18,12 @@ import (
 	"strings"
 	"syscall"
 
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/clamav"
-	"casebook/casebook/metrics"
-	"casebook/casebook/oauth"
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/clamav"
+	"github.com/casebookhq/casebook/casebook/metrics"
+	"github.com/casebookhq/casebook/casebook/oauth"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // command is one verb of the CLI. run gets the positional arguments after flags.

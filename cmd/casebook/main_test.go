@@ -11,8 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/casebook/postgres/pgtest"
-	"casebook/ingest/senderauth/dnstest"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/ingest/senderauth/dnstest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // TestUserMFAReset: the reset removes the factor and the recovery codes, is audited

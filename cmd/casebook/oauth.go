@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"casebook/casebook/doctor"
-	"casebook/casebook/oauth"
-	"casebook/casebook/outbox"
-	"casebook/ingest/imap"
+	"github.com/casebookhq/casebook/casebook/doctor"
+	"github.com/casebookhq/casebook/casebook/oauth"
+	"github.com/casebookhq/casebook/casebook/outbox"
+	"github.com/casebookhq/casebook/ingest/imap"
 )
 
 // oauthSources returns the process's token sources, one per OAuth account, so that a

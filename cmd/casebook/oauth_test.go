@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook/oauth/oauthtest"
-	"casebook/casebook/outbox/smtptest"
-	"casebook/casebook/postgres/pgtest"
-	"casebook/ingest/imap/dovecottest"
+	"github.com/casebookhq/casebook/casebook/oauth/oauthtest"
+	"github.com/casebookhq/casebook/casebook/outbox/smtptest"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/ingest/imap/dovecottest"
 )
 
 func TestOAuthLogin(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"casebook/casebook"
-	"casebook/casebook/outbox"
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/outbox"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // OutboxConfig holds the outbound mail settings. The reply address, token key and base

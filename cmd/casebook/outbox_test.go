@@ -10,7 +10,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"casebook/casebook/outbox/smtptest"
+	"github.com/casebookhq/casebook/casebook/outbox/smtptest"
 )
 
 const testTokenKey = "0123456789abcdef0123456789abcdef"

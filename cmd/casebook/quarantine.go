@@ -8,10 +8,10 @@ import (
 	"strconv"
 	"strings"
 
-	"casebook/casebook"
-	"casebook/ingest"
-	"casebook/ingest/mail"
-	"casebook/ingest/senderauth"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/ingest"
+	"github.com/casebookhq/casebook/ingest/mail"
+	"github.com/casebookhq/casebook/ingest/senderauth"
 )
 
 func quarantineID(args []string) (int64, error) {

@@ -15,11 +15,11 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 
-	"casebook/casebook"
-	"casebook/casebook/outbox/smtptest"
-	"casebook/casebook/postgres"
-	"casebook/ingest"
-	"casebook/ingest/imap/dovecottest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/outbox/smtptest"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/ingest"
+	"github.com/casebookhq/casebook/ingest/imap/dovecottest"
 )
 
 // mailUsers maps the addresses of the round trip to Dovecot users and their passwords.

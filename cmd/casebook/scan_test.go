@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"casebook/casebook/clamav/clamdtest"
-	"casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook/clamav/clamdtest"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 )
 
 func TestScanSettings(t *testing.T) {

@@ -20,10 +20,10 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
-	"casebook/casebook"
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
-	"casebook/cmd/casebook/demo"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/cmd/casebook/demo"
 )
 
 // TestRunComponentsFinishesInFlightWork cancels serve's context (what SIGTERM does)

@@ -5,8 +5,8 @@ import (
 	"flag"
 	"net/http"
 
-	"casebook/bots"
-	"casebook/bots/slack"
+	"github.com/casebookhq/casebook/bots"
+	"github.com/casebookhq/casebook/bots/slack"
 )
 
 // slackEventsPath is where the Events API (and the /case command) reach the web page

@@ -13,7 +13,7 @@ import (
 
 	goslack "github.com/slack-go/slack"
 
-	"casebook/bots/slack/slacktest"
+	"github.com/casebookhq/casebook/bots/slack/slacktest"
 )
 
 // TestServeSlack runs `casebook serve` with the Slack bot against the fake Slack: an

@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"testing"
 
-	"casebook/casebook"
+	"github.com/casebookhq/casebook/casebook"
 )
 
 // TestTokenKeyInDatabase: without --token-key the reply-token key is generated once

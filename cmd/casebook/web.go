@@ -11,10 +11,10 @@ import (
 
 	"github.com/alexedwards/scs/postgresstore"
 
-	"casebook/casebook"
-	"casebook/casebook/postgres"
-	"casebook/casebook/web"
-	"casebook/ingest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/web"
+	"github.com/casebookhq/casebook/ingest"
 )
 
 // WebConfig is the web page's part of Config.

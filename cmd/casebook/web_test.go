@@ -12,9 +12,9 @@ import (
 
 	"github.com/alexedwards/scs/postgresstore"
 
-	"casebook/casebook"
-	"casebook/casebook/postgres"
-	"casebook/casebook/web"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/web"
 )
 
 func TestUserAddMailsATemporaryPassword(t *testing.T) {

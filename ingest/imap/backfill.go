@@ -13,8 +13,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"casebook/casebook"
-	"casebook/ingest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/ingest"
 )
 
 // BackfillChannel is the checkpoint channel of backfills: apart from the poller's, so

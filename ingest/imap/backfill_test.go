@@ -11,9 +11,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"casebook/casebook"
-	"casebook/ingest"
-	cbimap "casebook/ingest/imap"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/ingest"
+	cbimap "github.com/casebookhq/casebook/ingest/imap"
 )
 
 // appendAt appends raw to the mailbox with the given arrival date.

@@ -20,8 +20,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-message/mail"
 
-	"casebook/ingest"
-	"casebook/ingest/imap/dovecottest"
+	"github.com/casebookhq/casebook/ingest"
+	"github.com/casebookhq/casebook/ingest/imap/dovecottest"
 )
 
 // benchMessages is the size of the throughput benchmark's mailbox: replies with a

@@ -12,7 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"casebook/ingest"
+	"github.com/casebookhq/casebook/ingest"
 )
 
 const dialTimeout = 30 * time.Second

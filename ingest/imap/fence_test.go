@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"casebook/ingest"
-	cbimap "casebook/ingest/imap"
+	"github.com/casebookhq/casebook/ingest"
+	cbimap "github.com/casebookhq/casebook/ingest/imap"
 )
 
 // window is a span of time one poller may have worked the mailbox.

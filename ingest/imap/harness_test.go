@@ -22,14 +22,14 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
 
-	"casebook/casebook"
-	"casebook/casebook/blob"
-	"casebook/casebook/postgres"
-	"casebook/casebook/postgres/pgtest"
-	"casebook/ingest"
-	cbimap "casebook/ingest/imap"
-	"casebook/ingest/imap/dovecottest"
-	"casebook/ingest/senderauth"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/ingest"
+	cbimap "github.com/casebookhq/casebook/ingest/imap"
+	"github.com/casebookhq/casebook/ingest/imap/dovecottest"
+	"github.com/casebookhq/casebook/ingest/senderauth"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"casebook/casebook/oauth"
-	"casebook/casebook/oauth/oauthtest"
-	cbimap "casebook/ingest/imap"
-	"casebook/ingest/imap/dovecottest"
+	"github.com/casebookhq/casebook/casebook/oauth"
+	"github.com/casebookhq/casebook/casebook/oauth/oauthtest"
+	cbimap "github.com/casebookhq/casebook/ingest/imap"
+	"github.com/casebookhq/casebook/ingest/imap/dovecottest"
 )
 
 // oauthDovecot is a Dovecot whose XOAUTH2 logins are checked against a fake provider

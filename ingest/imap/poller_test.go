@@ -6,9 +6,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"casebook/casebook"
-	"casebook/ingest"
-	"casebook/ingest/imap/dovecottest"
+	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/ingest"
+	"github.com/casebookhq/casebook/ingest/imap/dovecottest"
 )
 
 var (

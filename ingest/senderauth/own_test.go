@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/ingest/senderauth"
-	"casebook/ingest/senderauth/dnstest"
+	"github.com/casebookhq/casebook/ingest/senderauth"
+	"github.com/casebookhq/casebook/ingest/senderauth/dnstest"
 )
 
 const plainMail = "From: Bea Billing <billing@acme-clinic.example>\r\n" +

@@ -23,7 +23,7 @@ import (
 
 	"github.com/lib/pq"
 
-	"casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // AdminURL is the server tests use, from CASEBOOK_TEST_DATABASE_URL (a URL whose

@@ -16,7 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/google/go-cmp/cmp"
 
-	"casebook/cmd/casebook/demo"
+	"github.com/casebookhq/casebook/cmd/casebook/demo"
 )
 
 var discard = slog.New(slog.DiscardHandler)
