@@ -11,9 +11,9 @@ import (
 	"strings"
 
 	"github.com/casebookhq/casebook/casebook"
+	"github.com/casebookhq/casebook/casebook/failpoint"
 	"github.com/casebookhq/casebook/ingest/mail"
 	"github.com/casebookhq/casebook/ingest/senderauth"
-	"github.com/casebookhq/casebook/internal/failpoint"
 )
 
 // ProcessorStore is what the processor needs from storage beyond casebook.Service.

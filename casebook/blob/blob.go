@@ -25,7 +25,7 @@ import (
 	"github.com/gabriel-vasile/mimetype"
 
 	"github.com/casebookhq/casebook/casebook"
-	"github.com/casebookhq/casebook/internal/failpoint"
+	"github.com/casebookhq/casebook/casebook/failpoint"
 )
 
 // sniffLen is how much of a file mimetype needs to see to tell most types apart.

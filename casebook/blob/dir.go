@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/casebookhq/casebook/casebook"
-	"github.com/casebookhq/casebook/internal/failpoint"
+	"github.com/casebookhq/casebook/casebook/failpoint"
 )
 
 // Dir is the file backend: a directory, one file per object, fanned out over 256

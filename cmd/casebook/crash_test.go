@@ -19,10 +19,10 @@ import (
 
 	"github.com/casebookhq/casebook/casebook"
 	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/failpoint"
 	"github.com/casebookhq/casebook/casebook/postgres"
 	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 	"github.com/casebookhq/casebook/cmd/casebook/demo"
-	"github.com/casebookhq/casebook/internal/failpoint"
 )
 
 // TestServeKilledAtEveryStep kills `casebook serve` with SIGKILL at each step of the
