@@ -19,6 +19,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/mail"
 
+	"github.com/casebookhq/casebook/bots/slack/slacktest"
+	"github.com/casebookhq/casebook/casebook"
 	"github.com/casebookhq/casebook/casebook/blob/s3test"
 	"github.com/casebookhq/casebook/casebook/outbox/smtptest"
 	"github.com/casebookhq/casebook/casebook/postgres"
@@ -136,6 +138,7 @@ type cluster struct {
 	st        *postgres.Store
 	dovecot   *dovecottest.Server
 	smtp      *smtptest.Server
+	slack     *slacktest.Server
 	blobs     string
 	cases     []demo.Case
 	instances []*instance
@@ -154,6 +157,15 @@ func newCluster(tb testing.TB, n int) *cluster {
 	tb.Cleanup(func() { st.Close() })
 	c.st = st
 	c.cases = seedCases(tb, st, 5)
+	c.slack = slacktest.New()
+	tb.Cleanup(c.slack.Close)
+	org, err := st.OrgByName(context.Background(), "Acme Health")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := st.Bind(context.Background(), casebook.Binding{Platform: casebook.SourceSlack, Workspace: slacktest.TeamID, Channel: clusterSlackChannel, OrgID: org.ID}); err != nil {
+		tb.Fatal(err)
+	}
 	bin := casebookBinary(tb)
 	for i := range n {
 		in := &instance{name: fmt.Sprintf("casebook-%d", i+1), web: freeAddr(tb), admin: freeAddr(tb)}
@@ -162,7 +174,9 @@ func newCluster(tb testing.TB, n int) *cluster {
 			"--smtp", "smtp://" + c.smtp.Addr + "?tls=none", "--mail-from", "support@support.example",
 			"--reply-address", "support@support.example", "--mail-rate-limit", "0", "--token-key", "cluster-token-key-0123456789abcdefghijklmnop",
 			"--http", in.web, "--admin", in.admin, "--insecure-cookies", "--base-url", "http://" + in.web,
-			"--trusted-authserv-id", demo.AuthservID},
+			"--trusted-authserv-id", demo.AuthservID,
+			// Slack's Events API on every instance, as behind a load balancer.
+			"--slack-bot-token", slacktest.BotToken, "--slack-signing-secret", clusterSlackSecret, "--slack-api-url", c.slack.APIURL()},
 			clusterBlobArgs(c.blobs)...)
 		c.instances = append(c.instances, in)
 		c.start(in, bin)
@@ -461,4 +475,5 @@ func TestCluster(t *testing.T) {
 	}
 	c.verifyBlobs()
 	t.Run("web", func(t *testing.T) { c.checkWeb(t) })
+	t.Run("slack events", func(t *testing.T) { c.checkSlack(t) })
 }

@@ -10,9 +10,14 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	goslack "github.com/slack-go/slack"
+
+	"github.com/casebookhq/casebook/bots/slack/slacktest"
 	"github.com/casebookhq/casebook/casebook/password"
 	"github.com/casebookhq/casebook/casebook/postgres"
 )
@@ -145,4 +150,52 @@ func (c *cluster) orgID(t *testing.T) *int64 {
 		t.Fatal(err)
 	}
 	return &id
+}
+
+// The Slack channel bound to the cluster's org, and the Events API signing secret.
+const (
+	clusterSlackChannel = "C0CLUSTER"
+	clusterSlackSecret  = "cluster-signing-secret"
+)
+
+// checkSlack delivers one Slack file event to the first instance and Slack's retries
+// of it to the other two: the file is stored once, with one reply and one ✅.
+func (c *cluster) checkSlack(t *testing.T) {
+	f := c.slack.AddFile(slacktest.File{ID: "FCLUSTER", Name: "scan.pdf", Mimetype: "application/pdf", Content: []byte("%PDF-1.7 cluster scan")})
+	body := slacktest.Callback("EvCluster", slacktest.MessageEvent{Type: "message", SubType: "file_share", Channel: clusterSlackChannel,
+		User: "U1", Text: "for " + c.cases[0].Ref, TS: "700.1", Files: []goslack.File{f}})
+	for i, in := range c.instances {
+		req, err := http.NewRequest(http.MethodPost, "http://"+in.web+"/slack/events", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = slacktest.Sign(clusterSlackSecret, time.Now(), body)
+		req.Header.Set("Content-Type", "application/json")
+		if i > 0 {
+			// Slack retries a delivery it saw no answer to, naming the attempt.
+			req.Header.Set("X-Slack-Retry-Num", strconv.Itoa(i))
+			req.Header.Set("X-Slack-Retry-Reason", "http_timeout")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("delivery to %s: %v", in.name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("delivery to %s: %d", in.name, resp.StatusCode)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.slack.Wait(ctx, func(s *slacktest.Server) bool { return len(s.Posts()) > 0 && len(s.Reactions()) > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // a second answer, were there one, would be on its way by now
+	var updates int
+	if err := c.st.DB().QueryRow(`SELECT count(*) FROM updates WHERE source = 'slack'`).Scan(&updates); err != nil {
+		t.Fatal(err)
+	}
+	if posts, reactions := c.slack.Posts(), c.slack.Reactions(); updates != 1 || len(posts) != 1 || len(reactions) != 1 {
+		t.Errorf("one event delivered to three instances: %d updates, %d replies, %d reactions; want 1 each", updates, len(posts), len(reactions))
+	}
 }
