@@ -1,9 +1,6 @@
 package web_test
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,45 +17,8 @@ func TestBrowserMFA(t *testing.T) {
 	exe := chromium(t)
 	e := newEnv(t)
 	ctx := newBrowser(t, exe)
-	step := 0
-	shot := func(name string) {
-		t.Helper()
-		if *screenshots == "" {
-			return
-		}
-		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		step++
-		dir := filepath.Join(*screenshots, "mfa")
-		os.MkdirAll(dir, 0o755)
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%02d-%s.png", step, name)), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
-	location := func() string {
-		t.Helper()
-		loc, err := chromedp.Run(ctx, chromedp.Location())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimPrefix(loc, e.ts.URL)
-	}
+	b := &tab{t: t, ctx: ctx, base: e.ts.URL, dir: shotsDir("mfa")}
+	shot, do, text, location := b.shot, b.do, b.text, b.location
 	login := func(what string) {
 		t.Helper()
 		do(what,

@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/mail"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,40 +26,11 @@ func TestBrowserStaff(t *testing.T) {
 	exe := chromium(t)
 	e := newEnv(t)
 	ctx := newBrowser(t, exe)
+	b := &tab{t: t, ctx: ctx, base: e.ts.URL, dir: shotsDir("staff")}
+	shot, do, text := b.shot, b.do, b.text
 	ref := e.ref(e.case1)
 	qid := e.quarantineMail("b1")
 
-	step := 0
-	shot := func(name string) {
-		t.Helper()
-		if *screenshots == "" {
-			return
-		}
-		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		step++
-		dir := filepath.Join(*screenshots, "staff")
-		os.MkdirAll(dir, 0o755)
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%02d-%s.png", step, name)), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
 	login := func(what, email, pw, wait string) {
 		t.Helper()
 		do(what,

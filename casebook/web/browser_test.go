@@ -51,33 +51,8 @@ func TestBrowser(t *testing.T) {
 	downloads := t.TempDir()
 
 	ctx := newBrowser(t, exe)
-
-	step := 0
-	shot := func(name string) {
-		t.Helper()
-		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		step++
-		if err := os.WriteFile(filepath.Join(shots, fmt.Sprintf("%02d-%s.png", step, name)), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	location := func() string {
-		t.Helper()
-		loc, err := chromedp.Run(ctx, chromedp.Location())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimPrefix(loc, e.ts.URL)
-	}
+	b := &tab{t: t, ctx: ctx, base: e.ts.URL, dir: shots}
+	shot, do, location := b.shot, b.do, b.location
 
 	do("forgot password",
 		chromedp.Navigate(e.ts.URL+"/login"),
@@ -230,4 +205,67 @@ func newBrowser(t *testing.T, exe string) context.Context {
 		cancelAlloc()
 	})
 	return ctx
+}
+
+// tab drives the browser of one test: each step that fails ends the test saying what
+// it was doing, and shots are kept in dir, numbered in order ("" keeps none).
+type tab struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+	dir  string
+	step int
+}
+
+func (b *tab) shot(name string) {
+	b.t.Helper()
+	if b.dir == "" {
+		return
+	}
+	buf, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	b.step++
+	if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(b.dir, fmt.Sprintf("%02d-%s.png", b.step, name)), buf, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (b *tab) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// location is the page's URL without the test server's.
+func (b *tab) location() string {
+	b.t.Helper()
+	loc, err := chromedp.Run(b.ctx, chromedp.Location())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return strings.TrimPrefix(loc, b.base)
+}
+
+// shotsDir is where a test's shots go with -screenshots: a folder of its own named
+// name; "" without the flag.
+func shotsDir(name string) string {
+	if *screenshots == "" {
+		return ""
+	}
+	return filepath.Join(*screenshots, name)
 }
