@@ -1,7 +1,6 @@
 package bots_test
 
 import (
-	"net"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -15,12 +14,7 @@ import (
 // file and to a scanner that cannot answer, against a real clamd.
 func TestScannedFiles(t *testing.T) {
 	srv := clamdtest.Start(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := "tcp://" + l.Addr().String()
-	l.Close()
+	down := clamdtest.Unreachable(t)
 	tests := []struct {
 		name  string
 		clamd string

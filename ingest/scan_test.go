@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 
@@ -20,12 +19,7 @@ import (
 // a scanner that cannot answer leaves it for a retry (an error, nothing recorded).
 func TestProcessMalware(t *testing.T) {
 	srv := clamdtest.Start(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := "tcp://" + l.Addr().String()
-	l.Close()
+	down := clamdtest.Unreachable(t)
 	tests := []struct {
 		name   string
 		clamd  string

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -42,16 +41,6 @@ func eicarZip(t testing.TB) []byte {
 	return b.Bytes()
 }
 
-func unreachable(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "tcp://" + addr
-}
-
 // syncBuffer is a log destination safe for the scanner goroutine.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -79,7 +68,7 @@ func TestAddUpdateScan(t *testing.T) {
 	rand.Read(clean)
 	tests := []struct {
 		name    string
-		addr    func(t *testing.T) string
+		addr    func(t testing.TB) string
 		allow   bool
 		files   []casebook.File
 		want    error
@@ -92,13 +81,13 @@ func TestAddUpdateScan(t *testing.T) {
 			want: casebook.ErrInfected, sig: clamdtest.Signature, audited: true},
 		{name: "EICAR in a zip after a clean file", files: []casebook.File{file("scan.bin", clean), file("results.zip", eicarZip(t))},
 			want: casebook.ErrInfected, sig: clamdtest.Signature, audited: true},
-		{name: "clamd unreachable", addr: unreachable, files: []casebook.File{file("scan.bin", clean)},
+		{name: "clamd unreachable", addr: clamdtest.Unreachable, files: []casebook.File{file("scan.bin", clean)},
 			want: casebook.ErrScanUnavailable},
-		{name: "clamd drops the connection mid-stream", addr: func(t *testing.T) string { return srv.CutProxy(t, 100_000) },
+		{name: "clamd drops the connection mid-stream", addr: func(t testing.TB) string { return srv.CutProxy(t, 100_000) },
 			files: []casebook.File{file("scan.bin", clean)}, want: casebook.ErrScanUnavailable},
-		{name: "clamd unreachable, allowed", addr: unreachable, allow: true, files: []casebook.File{file("scan.bin", clean)},
+		{name: "clamd unreachable, allowed", addr: clamdtest.Unreachable, allow: true, files: []casebook.File{file("scan.bin", clean)},
 			logged: "file stored without a malware scan"},
-		{name: "clamd drops mid-stream, allowed", addr: func(t *testing.T) string { return srv.CutProxy(t, 100_000) }, allow: true,
+		{name: "clamd drops mid-stream, allowed", addr: func(t testing.TB) string { return srv.CutProxy(t, 100_000) }, allow: true,
 			files: []casebook.File{file("scan.bin", clean)}, logged: "file stored without a malware scan"},
 		{name: "too large is still too large", files: []casebook.File{file("big.bin", make([]byte, 2<<20))},
 			want: casebook.ErrTooLarge},

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,9 +26,7 @@ func (e *env) scanning(addr string) {
 // it, nothing stored, audited) and to a scanner that cannot answer (503).
 func TestUploadScanned(t *testing.T) {
 	srv := clamdtest.Start(t)
-	l := must(net.Listen("tcp", "127.0.0.1:0"))
-	down := "tcp://" + l.Addr().String()
-	l.Close()
+	down := clamdtest.Unreachable(t)
 	tests := []struct {
 		name    string
 		clamd   string

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"strings"
 	"testing"
 
@@ -34,12 +33,7 @@ func TestScanSettings(t *testing.T) {
 // TestDoctorClamd runs the clamd check from the serve config against a real clamd.
 func TestDoctorClamd(t *testing.T) {
 	srv := clamdtest.Start(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := "tcp://" + l.Addr().String()
-	l.Close()
+	down := clamdtest.Unreachable(t)
 	tests := []struct {
 		name  string
 		clamd string

@@ -208,3 +208,15 @@ func (s *Server) CutProxy(t testing.TB, after int64) string {
 	}()
 	return "tcp://" + l.Addr().String()
 }
+
+// Unreachable returns a clamd address (tcp://HOST:PORT) where nothing listens: a
+// loopback port taken and let go again.
+func Unreachable(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return "tcp://" + l.Addr().String()
+}
