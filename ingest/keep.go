@@ -6,9 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/casebookhq/casebook/ingest/mail"
 )
+
+// done is how the raw copy's Put ended.
+type done struct {
+	rawBlob string
+	err     error
+}
 
 // kept is what one read of a spooled message gives.
 type kept struct {
@@ -26,7 +33,8 @@ var errWalkStopped = errors.New("the read of the message stopped")
 // computes the digest, keeps the raw copy in the blob store (unless the message is
 // over the size limit) and, when walk is set, hands walk the same bytes to parse: the
 // copies take the bytes as walk reads them, and whatever walk leaves unread is read
-// for them afterwards. An error means the spool or the blob store failed.
+// for them afterwards. walk must not keep its reader. An error means the spool or the
+// blob store failed.
 func (p *MailProcessor) keep(ctx context.Context, raw io.ReadSeeker, walk func(r io.Reader)) (kept, error) {
 	size, err := raw.Seek(0, io.SeekEnd)
 	if err != nil {
@@ -35,68 +43,55 @@ func (p *MailProcessor) keep(ctx context.Context, raw io.ReadSeeker, walk func(r
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
 		return kept{}, fmt.Errorf("process message: %w", err)
 	}
-	type done struct {
-		digest  string
-		rawBlob string
-		err     error
-	}
-	digestR, digestW := io.Pipe()
-	digested := make(chan done, 1)
-	go func() {
-		d, err := mail.Digest(digestR)
-		io.Copy(io.Discard, digestR)
-		digested <- done{digest: d, err: err}
-	}()
-	sinks := []*io.PipeWriter{digestW}
-	var stored chan done
+	digest := mail.NewDigester()
+	var (
+		rawW   *io.PipeWriter
+		stored           = make(chan done, 1)
+		sink   io.Writer = digest
+	)
 	if size <= p.opt.Limits.MaxMessageSize {
-		rawR, rawW := io.Pipe()
-		stored = make(chan done, 1)
+		var rawR *io.PipeReader
+		rawR, rawW = io.Pipe()
 		go func() {
 			b, err := p.blobs.Put(ctx, rawR, p.opt.Limits.MaxMessageSize)
 			// A failed Put stops reading; the others still need every byte.
 			io.Copy(io.Discard, rawR)
 			stored <- done{rawBlob: b.Key, err: err}
 		}()
-		sinks = append(sinks, rawW)
+		sink = io.MultiWriter(digest, rawW)
+		// After a panic in walk the copy must end too; otherwise this is a no-op.
+		defer rawW.CloseWithError(errWalkStopped)
 	}
-	defer func() {
-		// After a panic in walk the copies must end too; otherwise this is a no-op.
-		for _, w := range sinks {
-			w.CloseWithError(errWalkStopped)
-		}
-	}()
-	ws := make([]io.Writer, len(sinks))
-	for i, w := range sinks {
-		ws[i] = w
-	}
-	tee := io.TeeReader(raw, io.MultiWriter(ws...))
+	tee := io.TeeReader(raw, sink)
 	if walk != nil {
-		// Large reads, so that the copies take the bytes in few hand-overs.
-		walk(bufio.NewReaderSize(tee, 64<<10))
+		// Large reads, so that the copy takes the bytes in few hand-overs.
+		br := readers.Get().(*bufio.Reader)
+		br.Reset(tee)
+		walk(br)
+		br.Reset(nil)
+		readers.Put(br)
 	}
 	_, err = io.Copy(io.Discard, tee)
-	for _, w := range sinks {
-		w.CloseWithError(err)
-	}
-	d := <-digested
 	var k kept
-	if stored != nil {
+	if rawW != nil {
+		rawW.CloseWithError(err)
 		s := <-stored
 		if s.err != nil {
 			return kept{}, fmt.Errorf("process message: keep raw message: %w", s.err)
 		}
 		k.rawBlob = s.rawBlob
 	}
-	switch {
-	case err != nil:
+	if err != nil {
 		return kept{}, fmt.Errorf("process message: %w", err)
-	case d.err != nil:
-		return kept{}, fmt.Errorf("process message: %w", d.err)
 	}
-	k.digest = d.digest
+	k.digest = digest.Sum()
 	return k, nil
 }
+
+// readers hold the large buffers keep reads through, reused between messages: at
+// hundreds of messages a second, a new one each time is most of what the collector
+// has to do.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
 
 // mailFault is the error the mail package reported about the message, without what
 // the write path wrapped around it: the sentence a person reads in the quarantine.

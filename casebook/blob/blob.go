@@ -21,6 +21,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 
 	"github.com/gabriel-vasile/mimetype"
 
@@ -33,6 +34,21 @@ const sniffLen = 3072
 
 // spoolBuffer is how much Put gathers before it writes to the spool file.
 const spoolBuffer = 64 << 10
+
+// putBuffers are what a Put writes through, reused between Puts: at hundreds of
+// Puts a second, new ones each time are most of what the collector has to do.
+type putBuffers struct {
+	// w gathers writes for the spool file: readers often hand over a few hundred
+	// bytes at a time (a base64 decoder gives about 750), and written straight
+	// through, that is a system call for each.
+	w *bufio.Writer
+	// copy carries the bytes from the reader to the writers.
+	copy []byte
+}
+
+var putPool = sync.Pool{New: func() any {
+	return &putBuffers{w: bufio.NewWriterSize(nil, spoolBuffer), copy: make([]byte, 32<<10)}
+}}
 
 // Store is a blob store over a backend.
 type Store struct {
@@ -108,9 +124,11 @@ func (s *Store) Put(ctx context.Context, r io.Reader, limit int64) (casebook.Sto
 
 	sum := sha256.New()
 	name := sum
-	// Readers often hand over a few hundred bytes at a time (a base64 decoder gives
-	// about 750): written straight through, that is a system call for each.
-	buf := bufio.NewWriterSize(tmp, spoolBuffer)
+	bufs := putPool.Get().(*putBuffers)
+	defer putPool.Put(bufs)
+	buf := bufs.w
+	buf.Reset(tmp)
+	defer buf.Reset(nil)
 	var dst io.Writer = buf
 	var enc io.WriteCloser
 	if s.key != nil {
@@ -121,7 +139,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, limit int64) (casebook.Sto
 		dst = enc
 	}
 	head := &prefixBuffer{max: sniffLen}
-	n, err := io.Copy(multiWriter(dst, sum, name, head), &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)})
+	n, err := io.CopyBuffer(multiWriter(dst, sum, name, head), &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)}, bufs.copy)
 	if err != nil {
 		return casebook.StoredBlob{}, fmt.Errorf("blob put: %w", err)
 	}

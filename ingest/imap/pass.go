@@ -36,6 +36,9 @@ type pass struct {
 	folders  map[ingest.Disposition]string
 	resyncAt time.Time
 
+	// copyBuf carries literals to their spool files; only the fetching goroutine uses it.
+	copyBuf []byte
+
 	// mu guards moves, and the poller's last, failures and pending while workers run.
 	mu    sync.Mutex
 	moves map[ingest.Disposition][]imap.UID
@@ -196,7 +199,12 @@ func (s *pass) spool(lit imap.LiteralReader) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	n, err := io.Copy(f, lit)
+	if s.copyBuf == nil {
+		s.copyBuf = make([]byte, 64<<10)
+	}
+	// The file hidden behind a plain Writer, so that the copy goes through copyBuf
+	// rather than a new buffer of its own each time.
+	n, err := io.CopyBuffer(struct{ io.Writer }{f}, lit, s.copyBuf)
 	if err == nil && n < lit.Size() {
 		// go-imap takes the EOF of a dropped connection for the end of the literal.
 		err = errCut
