@@ -82,7 +82,13 @@ func (s *Store) CommitUpdate(ctx context.Context, u casebook.NewUpdate) (int64, 
 	}
 	var status casebook.Status
 	var id sql.NullInt64
-	err = s.db.QueryRowContext(ctx, commitUpdateSQL,
+	// Prepared once: PostgreSQL plans the statement once per connection rather than
+	// at every update, and each update costs one round trip instead of two.
+	st, err := s.hot.stmt(ctx, commitUpdateSQL)
+	if err != nil {
+		return 0, fmt.Errorf("commit update %s/%s: %w", u.Source, u.ExternalID, err)
+	}
+	err = st.QueryRowContext(ctx,
 		u.CaseID, u.Source, u.ExternalID, u.AuthorUserID, u.Author, u.Body, string(meta),
 		pq.Array(names), pq.Array(types), pq.Array(sizes), pq.Array(sums), pq.Array(keys), pq.Array(inline),
 		len(as), u.Reopen, string(mailJSON), cp.Channel, cp.Key, cp.Value,

@@ -3,6 +3,7 @@ package mail
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -94,4 +96,39 @@ func checkFilename(t *testing.T, name string) {
 	case !norm.NFC.IsNormalString(name):
 		t.Errorf("filename %q is not NFC", name)
 	}
+}
+
+// FuzzBase64Reader holds the one-pass base64 reader to encoding/base64: whatever the
+// bytes outside the alphabet and however the input is handed over, input the standard
+// decoder takes gives the same bytes, and a broken last quantum is an error.
+func FuzzBase64Reader(f *testing.F) {
+	for _, s := range []string{"", "QUJD", "QUJD\r\nREVG\r\n", "QQ==", "QUI=\r\n", "QU JD\tRA==", "QUJ", "Q", "QQ=", "****", "QUJD\r\n--b--"} {
+		f.Add([]byte(s), uint8(0))
+	}
+	f.Add([]byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("casebook "), 2000))), uint8(7))
+	f.Fuzz(func(t *testing.T, in []byte, split uint8) {
+		var kept []byte
+		for _, c := range in {
+			if base64Alphabet[c] {
+				kept = append(kept, c)
+			}
+		}
+		want, werr := base64.StdEncoding.DecodeString(string(kept))
+		var r io.Reader = bytes.NewReader(in)
+		switch split % 3 {
+		case 1:
+			r = iotest.OneByteReader(r)
+		case 2:
+			r = iotest.HalfReader(r)
+		}
+		got, err := io.ReadAll(&base64Reader{r: r})
+		switch {
+		case werr == nil && (err != nil || !bytes.Equal(got, want)):
+			t.Fatalf("decoded %q, %v; want %q", got, err, want)
+		case werr != nil && err == nil && !bytes.Contains(kept[:max(0, len(kept)-4)], []byte("=")):
+			// Padding inside the input may end one quantum of several, read apart;
+			// anything else the standard decoder refuses must be refused.
+			t.Fatalf("decoded %q without an error; encoding/base64 says %v", got, werr)
+		}
+	})
 }

@@ -226,30 +226,66 @@ func (w *walker) partErr(err error) error {
 func transferDecoder(cte string, r io.Reader) io.Reader {
 	switch strings.ToLower(strings.TrimSpace(cte)) {
 	case "base64":
-		return base64.NewDecoder(base64.StdEncoding, &base64Filter{r: r})
+		return &base64Reader{r: r}
 	case "quoted-printable":
 		return quotedprintable.NewReader(r)
 	}
 	return r
 }
 
-// base64Filter drops line breaks and any other byte outside the base64 alphabet, as
-// RFC 2045 section 6.8 tells decoders to.
-type base64Filter struct{ r io.Reader }
+// base64Reader decodes base64 in one pass: it drops every byte outside the alphabet
+// (line breaks and anything else, as RFC 2045 section 6.8 tells decoders to) as it
+// gathers the input, then decodes whole quanta. A last fragment without its padding is
+// refused as encoding/base64's decoder refuses it.
+type base64Reader struct {
+	r io.Reader
+	// in holds the kept input; n of it is waiting, fewer than 4 between fills.
+	in [8192]byte
+	n  int
+	// out is the decoded bytes not yet read, in outBuf.
+	out    []byte
+	outBuf [8192 / 4 * 3]byte
+	// err ends the reading once out is empty: the input's error or a decoding one.
+	err error
+}
 
-func (f *base64Filter) Read(p []byte) (int, error) {
-	for {
-		n, err := f.r.Read(p)
-		k := 0
-		for _, c := range p[:n] {
-			if base64Alphabet[c] {
-				p[k] = c
-				k++
-			}
+func (d *base64Reader) Read(p []byte) (int, error) {
+	for len(d.out) == 0 {
+		if d.err != nil {
+			return 0, d.err
 		}
-		if k > 0 || err != nil {
-			return k, err
+		d.fill()
+	}
+	n := copy(p, d.out)
+	d.out = d.out[n:]
+	return n, nil
+}
+
+func (d *base64Reader) fill() {
+	n, err := d.r.Read(d.in[d.n:])
+	k := d.n
+	for _, c := range d.in[d.n : d.n+n] {
+		if base64Alphabet[c] {
+			d.in[k] = c
+			k++
 		}
+	}
+	d.n = k
+	whole := d.n / 4 * 4
+	if err == io.EOF {
+		whole = d.n
+	}
+	if whole > 0 {
+		w, derr := base64.StdEncoding.Decode(d.outBuf[:], d.in[:whole])
+		d.out = d.outBuf[:w]
+		d.n = copy(d.in[:], d.in[whole:d.n])
+		if derr != nil {
+			d.err = derr
+			return
+		}
+	}
+	if err != nil {
+		d.err = err
 	}
 }
 
