@@ -303,17 +303,6 @@ func (p *MailProcessor) files(raw io.ReadSeeker) casebook.FileSeq {
 	}
 }
 
-func (p *MailProcessor) digest(raw io.ReadSeeker) (string, error) {
-	if _, err := raw.Seek(0, io.SeekStart); err != nil {
-		return "", fmt.Errorf("process message: %w", err)
-	}
-	d, err := mail.Digest(raw)
-	if err != nil {
-		return "", fmt.Errorf("process message: %w", err)
-	}
-	return d, nil
-}
-
 // refuse records a quarantined or ignored message with the mailbox position, and logs
 // it once with its reason.
 func (p *MailProcessor) refuse(ctx context.Context, loc Location, rep *Report, u casebook.Update, d Disposition, code Code, reason string) (Report, error) {
@@ -404,17 +393,21 @@ func ExternalID(digest, messageID string) string {
 // kept in its meta; its external id is the one the message had, so releasing twice
 // adds it once.
 func (p *MailProcessor) Release(ctx context.Context, raw io.ReadSeeker, caseNumber int64, rawBlob, vouchedBy string) (casebook.Outcome, error) {
-	digest, err := p.digest(raw)
-	if err != nil {
-		return casebook.Outcome{}, err
-	}
+	// One read gives the digest and the text; the files are decoded once, as they are
+	// stored.
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
 		return casebook.Outcome{}, fmt.Errorf("release: %w", err)
 	}
-	msg, err := mail.Parse(raw, p.opt.Limits)
+	d := mail.NewDigester()
+	msg, err := mail.ReadText(io.TeeReader(raw, d), p.opt.Limits)
 	if err != nil {
 		return casebook.Outcome{}, fmt.Errorf("release: %w", err)
 	}
+	// Whatever ReadText left unread still counts for the digest.
+	if _, err := io.Copy(d, raw); err != nil {
+		return casebook.Outcome{}, fmt.Errorf("release: %w", err)
+	}
+	digest := d.Sum()
 	c, err := p.st.CaseByNumber(ctx, caseNumber)
 	if err != nil {
 		return casebook.Outcome{}, fmt.Errorf("release: %w", err)

@@ -433,6 +433,12 @@ func TestRelease(t *testing.T) {
 		if c.Attachments != 1 {
 			t.Errorf("after release (%s) the case has %d attachments, want 1", out.Result, c.Attachments)
 		}
+		// The released update keeps the key the mail had when it was refused, so the
+		// same mail seen again in the mailbox is a duplicate.
+		var ext string
+		if err := f.st.DB().Get(&ext, `SELECT external_id FROM updates WHERE id = $1`, out.UpdateID); err != nil || ext != rep.ExternalID {
+			t.Errorf("released update's external id = %q, %v; want %q", ext, err, rep.ExternalID)
+		}
 	}
 }
 
