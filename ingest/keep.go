@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/casebookhq/casebook/ingest/mail"
+	"github.com/casebookhq/casebook/ingest/senderauth"
 )
 
 // done is how the raw copy's Put ended.
@@ -31,11 +32,11 @@ var errWalkStopped = errors.New("the read of the message stopped")
 
 // keep reads the spooled message in raw once, front to back. From that one read it
 // computes the digest, keeps the raw copy in the blob store (unless the message is
-// over the size limit) and, when walk is set, hands walk the same bytes to parse: the
-// copies take the bytes as walk reads them, and whatever walk leaves unread is read
-// for them afterwards. walk must not keep its reader. An error means the spool or the
-// blob store failed.
-func (p *MailProcessor) keep(ctx context.Context, raw io.ReadSeeker, walk func(r io.Reader)) (kept, error) {
+// over the size limit), hands the sender check the message when it needs it, and,
+// when walk is set, hands walk the same bytes to parse: the copies take the bytes as
+// walk reads them, and whatever walk leaves unread is read for them afterwards. walk
+// must not keep its reader. An error means the spool or the blob store failed.
+func (p *MailProcessor) keep(ctx context.Context, raw io.ReadSeeker, check *senderauth.Check, walk func(r io.Reader)) (kept, error) {
 	size, err := raw.Seek(0, io.SeekEnd)
 	if err != nil {
 		return kept{}, fmt.Errorf("process message: %w", err)
@@ -46,9 +47,14 @@ func (p *MailProcessor) keep(ctx context.Context, raw io.ReadSeeker, walk func(r
 	digest := mail.NewDigester()
 	var (
 		rawW   *io.PipeWriter
-		stored           = make(chan done, 1)
-		sink   io.Writer = digest
+		stored = make(chan done, 1)
+		sinks  = []io.Writer{digest}
 	)
+	if check != nil && check.NeedsMessage() {
+		sinks = append(sinks, check)
+		// After a panic in walk the check must end too; Close is idempotent.
+		defer check.Close(errWalkStopped)
+	}
 	if size <= p.opt.Limits.MaxMessageSize {
 		var rawR *io.PipeReader
 		rawR, rawW = io.Pipe()
@@ -58,11 +64,11 @@ func (p *MailProcessor) keep(ctx context.Context, raw io.ReadSeeker, walk func(r
 			io.Copy(io.Discard, rawR)
 			stored <- done{rawBlob: b.Key, err: err}
 		}()
-		sink = io.MultiWriter(digest, rawW)
+		sinks = append(sinks, rawW)
 		// After a panic in walk the copy must end too; otherwise this is a no-op.
 		defer rawW.CloseWithError(errWalkStopped)
 	}
-	tee := io.TeeReader(raw, sink)
+	tee := io.TeeReader(raw, io.MultiWriter(sinks...))
 	if walk != nil {
 		// Large reads, so that the copy takes the bytes in few hand-overs.
 		br := readers.Get().(*bufio.Reader)
@@ -72,6 +78,9 @@ func (p *MailProcessor) keep(ctx context.Context, raw io.ReadSeeker, walk func(r
 		readers.Put(br)
 	}
 	_, err = io.Copy(io.Discard, tee)
+	if check != nil {
+		check.Close(err)
+	}
 	var k kept
 	if rawW != nil {
 		rawW.CloseWithError(err)

@@ -58,10 +58,10 @@ func (p *MailProcessor) checkSender(ctx context.Context, msg *mail.Message, m Ma
 	return nil
 }
 
-// verdict is the mail's sender verdict; none when no verifier is configured.
-func (p *MailProcessor) verdict(ctx context.Context, raw io.ReadSeeker) senderauth.Verdict {
+// beginVerdict starts the mail's sender verdict; none when no verifier is configured.
+func (p *MailProcessor) beginVerdict(ctx context.Context, raw io.ReadSeeker) *senderauth.Check {
 	if p.opt.Verifier == nil {
-		return senderauth.Verdict{Result: senderauth.None}
+		return senderauth.Decided(senderauth.Verdict{Result: senderauth.None})
 	}
-	return p.opt.Verifier.Verify(ctx, raw)
+	return p.opt.Verifier.Begin(ctx, raw)
 }

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -108,5 +109,54 @@ func TestSenderPolicy(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "DNS did not answer") {
 		t.Errorf("the DNS timeout was not logged: %s", logs.String())
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	io.ReadSeeker
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.ReadSeeker.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// TestOwnDKIMRidesOnTheRead: a mail without a trusted Authentication-Results has its
+// DKIM signature checked on the processor's one read of it. Besides the header read
+// that decides whether the signature must be checked, a refused mail is read once,
+// and an added one once more, as its files are decoded into the store.
+func TestOwnDKIMRidesOnTheRead(t *testing.T) {
+	f := newFixture(t, mail.Limits{})
+	dns := dnstest.Start(t)
+	acme := dns.NewKey(t, "acme.example", "s1")
+	verifier := senderauth.New(senderauth.Options{Resolver: senderauth.NewResolver(dns.Addr)})
+	p := ingest.NewProcessor(f.svc, f.st, f.blobs, ingest.ProcessorOptions{ReplyAddress: replyAddress, Tokens: f.signer, Verifier: verifier})
+	mk := func(id, subject string) []byte {
+		return acme.Sign(t, msg{headers: []string{"From: Alice <alice@acme.example>", "Subject: " + subject, "Message-ID: <" + id + "@acme.example>"},
+			body: "see attached", files: []file{{"scan.pdf", "application/pdf", bytes.Repeat(pdf, 2000)}}}.bytes())
+	}
+	for _, tt := range []struct {
+		name  string
+		raw   []byte
+		want  ingest.Disposition
+		reads int64
+	}{
+		{"refused", mk("r1", "no case named here"), ingest.Quarantined, 1},
+		{"added", mk("r2", "Re: ["+f.ref()+"] scan"), ingest.Processed, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &countingReader{ReadSeeker: bytes.NewReader(tt.raw)}
+			rep, err := p.Handle(t.Context(), ingest.Location{}, r)
+			if err != nil || rep.Disposition != tt.want || rep.SenderAuth.Result != senderauth.Pass {
+				t.Fatalf("%s with verdict %+v, %v; want %s with a dkim pass", rep.Disposition, rep.SenderAuth, err, tt.want)
+			}
+			// The header read takes a few buffers' worth at most.
+			if limit := tt.reads*int64(len(tt.raw)) + 16<<10; r.n > limit {
+				t.Errorf("read %d bytes of a %d-byte mail, want at most %d", r.n, len(tt.raw), limit)
+			}
+		})
 	}
 }

@@ -55,9 +55,11 @@ type ProcessorOptions struct {
 	Logger     *slog.Logger
 }
 
-// Verifier gives a mail its sender verdict (senderauth.Verifier).
+// Verifier gives a mail its sender verdict (senderauth.Verifier): Begin reads the
+// header, and when the verdict needs the whole mail, the processor's one read of it
+// hands it over.
 type Verifier interface {
-	Verify(ctx context.Context, raw io.ReadSeeker) senderauth.Verdict
+	Begin(ctx context.Context, raw io.ReadSeeker) *senderauth.Check
 }
 
 // MailProcessor is the Processor of the email channel: it handles one mail
@@ -150,10 +152,13 @@ func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSee
 	// stream into the blob store, so a refused mail costs that read and no more.
 	var msg *mail.Message
 	var perr error
-	k, err := p.keep(ctx, raw, func(r io.Reader) { msg, perr = mail.ReadText(r, p.opt.Limits) })
+	check := p.beginVerdict(ctx, raw)
+	k, err := p.keep(ctx, raw, check, func(r io.Reader) { msg, perr = mail.ReadText(r, p.opt.Limits) })
 	if err != nil {
 		return Report{}, err
 	}
+	// Waited for whatever the outcome, so that no check outlives the message.
+	verdict := check.Verdict()
 	failpoint.Reached("ingest.kept")
 	if perr != nil && !isMessageProblem(perr) {
 		return Report{}, fmt.Errorf("process message: %w", perr)
@@ -165,7 +170,7 @@ func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSee
 	if msg.AutoReply != "" {
 		return p.refuse(ctx, loc, &rep, u, Ignored, CodeAutoReply, "auto-reply or bounce: "+msg.AutoReply)
 	}
-	rep.SenderAuth = p.verdict(ctx, raw)
+	rep.SenderAuth = verdict
 	u.Meta["sender_auth"] = string(rep.SenderAuth.Result)
 	u.Meta["sender_auth_method"] = rep.SenderAuth.Method
 	u.Meta["sender_auth_domain"] = rep.SenderAuth.Domain
@@ -262,7 +267,7 @@ func (p *MailProcessor) Quarantine(ctx context.Context, loc Location, raw io.Rea
 			res, err = Result{}, fmt.Errorf("quarantine message: panic: %v", v)
 		}
 	}()
-	k, err := p.keep(ctx, raw, nil)
+	k, err := p.keep(ctx, raw, nil, nil)
 	if err != nil {
 		return Result{}, err
 	}

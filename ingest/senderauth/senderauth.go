@@ -109,34 +109,98 @@ var errHeader = errors.New("sender verdict: unreadable header")
 // fails: whatever cannot be checked (a broken header, a DNS timeout) is none, and a
 // DNS failure is logged. raw is left at an unspecified offset.
 func (v *Verifier) Verify(ctx context.Context, raw io.ReadSeeker) Verdict {
+	c := v.Begin(ctx, raw)
+	if c.NeedsMessage() {
+		_, err := raw.Seek(0, io.SeekStart)
+		if err == nil {
+			_, err = io.Copy(c, raw)
+		}
+		c.Close(err)
+	}
+	return c.Verdict()
+}
+
+// Begin starts the verdict of the message in raw, reading its header. When the header
+// decides (a trusted Authentication-Results, no single From domain) the Check holds
+// the verdict already. Otherwise the verdict needs the message's own DKIM signatures,
+// and with them its whole body: then NeedsMessage is true, and the caller hands the
+// Check every byte of the message from its start through Write and then calls Close,
+// so that one read of the message serves the verdict and whatever else reads it.
+// raw is left at an unspecified offset.
+func (v *Verifier) Begin(ctx context.Context, raw io.ReadSeeker) *Check {
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
-		return Verdict{Result: None}
+		return Decided(Verdict{Result: None})
 	}
 	h, err := v.readHeader(raw)
 	if err != nil {
-		return Verdict{Result: None}
+		return Decided(Verdict{Result: None})
 	}
 	domain := fromDomain(h)
 	if domain == "" {
-		return Verdict{Result: None}
+		return Decided(Verdict{Result: None})
 	}
 	if vd, ok := v.fromHeader(h, domain); ok {
-		return vd
+		return Decided(vd)
 	}
 	if v.opt.Resolver == nil {
-		return Verdict{Result: None, Domain: domain}
+		return Decided(Verdict{Result: None, Domain: domain})
 	}
-	if _, err := raw.Seek(0, io.SeekStart); err != nil {
-		return Verdict{Result: None, Domain: domain}
+	pr, pw := io.Pipe()
+	c := &Check{w: pw, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		ctx, cancel := context.WithTimeout(ctx, v.opt.Timeout)
+		defer cancel()
+		vd, err := v.own(ctx, pr, domain)
+		// The DKIM reader may stop early (a header it cannot take); the caller's
+		// read must not block on it.
+		io.Copy(io.Discard, pr)
+		if err != nil {
+			v.log.WarnContext(ctx, "sender verdict: DNS did not answer; verdict none", "domain", domain, slog.Any("error", err))
+			vd = Verdict{Result: None, Domain: domain}
+		}
+		c.verdict = vd
+	}()
+	return c
+}
+
+// Decided is a Check whose verdict is v.
+func Decided(v Verdict) *Check { return &Check{verdict: v} }
+
+// Check is a verdict being worked out (Verifier.Begin).
+type Check struct {
+	verdict Verdict
+	// w takes the message when the verdict needs it; done closes once verdict is set.
+	w    *io.PipeWriter
+	done chan struct{}
+}
+
+// NeedsMessage reports whether the Check must be handed the whole message.
+func (c *Check) NeedsMessage() bool { return c.w != nil }
+
+// Write hands the Check the next bytes of the message. It never fails, so that a
+// verdict that cannot be reached never stops the read it rides on.
+func (c *Check) Write(p []byte) (int, error) {
+	if c.w != nil {
+		c.w.Write(p)
 	}
-	ctx, cancel := context.WithTimeout(ctx, v.opt.Timeout)
-	defer cancel()
-	vd, err := v.own(ctx, raw, domain)
-	if err != nil {
-		v.log.WarnContext(ctx, "sender verdict: DNS did not answer; verdict none", "domain", domain, slog.Any("error", err))
-		return Verdict{Result: None, Domain: domain}
+	return len(p), nil
+}
+
+// Close ends the message; err, when not nil, is why the read stopped short. Calls
+// after the first do nothing.
+func (c *Check) Close(err error) {
+	if c.w != nil {
+		c.w.CloseWithError(err)
 	}
-	return vd
+}
+
+// Verdict waits for the verdict: when the Check needs the message, until Close.
+func (c *Check) Verdict() Verdict {
+	if c.done != nil {
+		<-c.done
+	}
+	return c.verdict
 }
 
 // readHeader reads the header fields, in order, unfolded.
