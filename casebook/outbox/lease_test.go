@@ -142,3 +142,62 @@ func TestExtendOutboxLease(t *testing.T) {
 		t.Errorf("renewal of the current claim: %v, %v; want [%d]", held, err, stale.ID)
 	}
 }
+
+// TestStoppingWorkerHandsBackItsRows stops worker A while the first mail of its batch
+// is at the server: the send under way finishes, and the rows A had not started are
+// handed back uncounted, so worker B sends them at once instead of after the lease.
+func TestStoppingWorkerHandsBackItsRows(t *testing.T) {
+	f := newFixture(t)
+	real := func(o *Options) { o.Now = time.Now }
+	wa := f.worker(t, nil, real)
+	wb := f.worker(t, nil, real)
+	mails := []casebook.OutboxMail{
+		f.caseEmail(t, casebook.CaseOpened, ""),
+		f.caseEmail(t, casebook.CaseReply, "first"),
+		f.caseEmail(t, casebook.CaseReply, "second"),
+	}
+	release := make(chan struct{})
+	stalled := make(chan struct{})
+	var once sync.Once
+	f.srv.SetReply(func(smtptest.Message) error {
+		once.Do(func() {
+			close(stalled)
+			<-release
+		})
+		return nil
+	})
+	ctx, stop := context.WithCancel(t.Context())
+	aDone := make(chan int)
+	go func() {
+		n, err := wa.sendDue(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		aDone <- n
+	}()
+	<-stalled
+	stop()
+	close(release)
+	if n := <-aDone; n != len(mails) {
+		t.Fatalf("A claimed %d rows, want %d", n, len(mails))
+	}
+	if e := f.entry(t, mails[0].MessageID); e.Status != casebook.OutboxSent {
+		t.Errorf("the mail under way when A stopped is %s, want sent", e.Status)
+	}
+	for _, m := range mails[1:] {
+		if e := f.entry(t, m.MessageID); e.Status != casebook.OutboxPending || e.Attempts != 0 || e.NextAttemptAt.After(time.Now()) {
+			t.Errorf("row A did not start: %s after %d attempts, due %v; want pending, uncounted, due now", e.Status, e.Attempts, e.NextAttemptAt)
+		}
+	}
+	if n, err := wb.sendDue(t.Context()); err != nil || n != len(mails)-1 {
+		t.Fatalf("B claimed %d rows (%v), want the %d handed back", n, err, len(mails)-1)
+	}
+	for _, m := range mails {
+		if e := f.entry(t, m.MessageID); e.Status != casebook.OutboxSent || e.Attempts != 1 {
+			t.Errorf("%s after %d attempts, want sent after 1", e.Status, e.Attempts)
+		}
+	}
+	if got := len(f.srv.Messages()); got != len(mails) {
+		t.Errorf("%d mails arrived, want %d", got, len(mails))
+	}
+}

@@ -32,6 +32,9 @@ type Store interface {
 	// ExtendOutboxLease moves the lease of claimed rows to until and returns the ids of
 	// those still held by that claim (pending, attempts unchanged since).
 	ExtendOutboxLease(ctx context.Context, claims []casebook.OutboxEntry, until time.Time) ([]int64, error)
+	// ReleaseOutboxClaims makes claimed rows not started due again at now, uncounted,
+	// when still held by that claim; it returns how many.
+	ReleaseOutboxClaims(ctx context.Context, claims []casebook.OutboxEntry, now time.Time) (int, error)
 	MarkOutboxSent(ctx context.Context, id int64, now time.Time) error
 	RetryOutbox(ctx context.Context, id int64, next time.Time, reason string) error
 	FailOutbox(ctx context.Context, id int64, reason string) error
@@ -182,21 +185,42 @@ func (w *Worker) sendDue(ctx context.Context) (int, error) {
 			c.close()
 		}
 	}()
+	var left []casebook.OutboxEntry
 	for _, e := range rows {
 		if e.Status == casebook.OutboxSuppressed {
 			w.log.WarnContext(ctx, "mail suppressed", "outbox_id", e.ID, "kind", e.Kind, "case", caseRef(e), "reason", e.LastError)
 			continue
 		}
-		// A row whose lease could not be renewed may pass to another worker: leave it to
-		// them. A stopping worker leaves its rows too; they come due when the lease ends.
-		if ctx.Err() != nil || !l.mayStart(e.ID, w.opt.Now(), w.opt.Lease/3) {
-			l.done(e.ID)
-			continue
+		switch {
+		case ctx.Err() != nil:
+			// A stopping worker hands its rows back below, for another to send now.
+			left = append(left, e)
+		case l.mayStart(e.ID, w.opt.Now(), w.opt.Lease/3):
+			w.send(ctx, e, &c, &connErr)
 		}
-		w.send(ctx, e, &c, &connErr)
+		// A row whose lease could not be renewed may have passed to another worker:
+		// it is theirs.
 		l.done(e.ID)
 	}
+	w.handBack(ctx, left)
 	return len(rows), nil
+}
+
+// handBack releases the claim on rows a stopping worker did not start. Should that
+// fail, the rows come due when their lease ends.
+func (w *Worker) handBack(ctx context.Context, rows []casebook.OutboxEntry) {
+	if len(rows) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	n, err := w.store.ReleaseOutboxClaims(rctx, rows, w.opt.Now())
+	if err != nil {
+		w.log.WarnContext(ctx, "stopping: outbox rows not handed back; they come due when their lease ends",
+			"rows", len(rows), "lease", w.opt.Lease, slog.Any("error", err))
+		return
+	}
+	w.log.InfoContext(ctx, "stopping: outbox rows handed back", "rows", n)
 }
 
 // send sends one claimed row over *c, dialling it first when there is none; a failed

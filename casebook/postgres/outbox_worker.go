@@ -298,3 +298,26 @@ func (s *Store) ExtendOutboxLease(ctx context.Context, claims []casebook.OutboxE
 	}
 	return held, nil
 }
+
+// ReleaseOutboxClaims hands back claimed rows a stopping worker did not start: each
+// row still held by that claim (pending, attempts unchanged since) is due again at now
+// with its attempt uncounted, so that another worker sends it at once rather than
+// after the lease. It returns how many rows it handed back.
+func (s *Store) ReleaseOutboxClaims(ctx context.Context, claims []casebook.OutboxEntry, now time.Time) (int, error) {
+	ids := make([]int64, len(claims))
+	attempts := make([]int64, len(claims))
+	for i, e := range claims {
+		ids[i], attempts[i] = e.ID, int64(e.Attempts)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox o SET next_attempt_at = $3, attempts = o.attempts - 1
+		FROM unnest($1::bigint[], $2::bigint[]) AS c(id, attempts)
+		WHERE o.id = c.id AND o.attempts = c.attempts AND o.status = 'pending'`, pq.Array(ids), pq.Array(attempts), now)
+	if err != nil {
+		return 0, fmt.Errorf("release outbox claims: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("release outbox claims: %w", err)
+	}
+	return int(n), nil
+}
