@@ -1,8 +1,9 @@
 // Package oauth obtains OAuth 2.0 access tokens for the mailboxes casebook reads
 // (IMAP) and sends through (SMTP) with SASL XOAUTH2: Microsoft 365 app-only tokens
 // (client credentials, with a secret or a certificate), Google and other providers'
-// refresh-token grants, and the device authorisation grant (RFC 8628) that obtains a
-// refresh token once. Tokens are refreshed before they expire, one Source per account,
+// refresh-token grants, and the device authorisation grant (RFC 8628) or the
+// authorisation code grant with a loopback redirect (RFC 8252) that obtains a refresh
+// token once. Tokens are refreshed before they expire, one Source per account,
 // shared by every connection that names the account.
 package oauth
 
@@ -26,7 +27,7 @@ const (
 
 // Keys are the URL query keys an account is configured with, in the mailbox URL and
 // the SMTP URL alike.
-var Keys = []string{"oauth", "tenant", "client_id", "client_secret_file", "client_cert_file", "refresh_token_file", "token_url", "device_url", "scope"}
+var Keys = []string{"oauth", "tenant", "client_id", "client_secret_file", "client_cert_file", "refresh_token_file", "token_url", "device_url", "auth_url", "scope"}
 
 // The scopes each kind of account asks for unless scope= says otherwise.
 const (
@@ -66,7 +67,9 @@ type Account struct {
 	TokenURL         string
 	// DeviceURL is the device authorisation endpoint, for `casebook oauth login`.
 	DeviceURL string
-	Scopes    []string
+	// AuthURL is the authorisation endpoint, for `casebook oauth login --browser`.
+	AuthURL string
+	Scopes  []string
 }
 
 // ParseQuery reads an account from a mailbox or SMTP URL's query. It returns
@@ -86,6 +89,7 @@ func ParseQuery(q url.Values) (Account, error) {
 		RefreshTokenFile: q.Get("refresh_token_file"),
 		TokenURL:         q.Get("token_url"),
 		DeviceURL:        q.Get("device_url"),
+		AuthURL:          q.Get("auth_url"),
 		Scopes:           strings.Fields(q.Get("scope")),
 	}
 	if a.Provider == "" {
@@ -110,7 +114,7 @@ func (a *Account) complete() error {
 	if a.ClientSecretFile != "" && a.ClientCertFile != "" {
 		return errors.New("oauth: client_secret_file and client_cert_file: name one")
 	}
-	for k, v := range map[string]string{"token_url": a.TokenURL, "device_url": a.DeviceURL} {
+	for k, v := range map[string]string{"token_url": a.TokenURL, "device_url": a.DeviceURL, "auth_url": a.AuthURL} {
 		if v == "" {
 			continue
 		}
@@ -135,6 +139,7 @@ func (a *Account) complete() error {
 		base := "https://login.microsoftonline.com/" + a.Tenant + "/oauth2/v2.0/"
 		a.TokenURL = cmpOr(a.TokenURL, base+"token")
 		a.DeviceURL = cmpOr(a.DeviceURL, base+"devicecode")
+		a.AuthURL = cmpOr(a.AuthURL, base+"authorize")
 		if a.Grant == ClientCredentials {
 			if a.ClientSecretFile == "" && a.ClientCertFile == "" {
 				return errors.New("oauth: microsoft app-only access needs client_secret_file or client_cert_file (or refresh_token_file after casebook oauth login)")
@@ -152,6 +157,7 @@ func (a *Account) complete() error {
 		}
 		a.TokenURL = cmpOr(a.TokenURL, "https://oauth2.googleapis.com/token")
 		a.DeviceURL = cmpOr(a.DeviceURL, "https://oauth2.googleapis.com/device/code")
+		a.AuthURL = cmpOr(a.AuthURL, "https://accounts.google.com/o/oauth2/v2/auth")
 		a.Scopes = orDefault(a.Scopes, googleScope)
 	case Generic:
 		if a.TokenURL == "" {

@@ -25,14 +25,10 @@ func Login(ctx context.Context, acct Account, opt Options, show func(DeviceCode)
 	if opt.HTTPClient == nil {
 		opt.HTTPClient = defaultHTTPClient()
 	}
-	var secret string
-	if acct.ClientSecretFile != "" {
-		if secret, err = readSecret(acct.ClientSecretFile); err != nil {
-			return "", nil, fmt.Errorf("oauth login: client secret: %w", err)
-		}
+	cfg, err := config(acct)
+	if err != nil {
+		return "", nil, err
 	}
-	cfg := oauth2.Config{ClientID: acct.ClientID, ClientSecret: secret, Scopes: acct.Scopes,
-		Endpoint: oauth2.Endpoint{TokenURL: acct.TokenURL, DeviceAuthURL: acct.DeviceURL, AuthStyle: oauth2.AuthStyleInParams}}
 	hctx := context.WithValue(ctx, oauth2.HTTPClient, opt.HTTPClient)
 	da, err := cfg.DeviceAuth(hctx)
 	if err != nil {
@@ -53,6 +49,12 @@ func Login(ctx context.Context, acct Account, opt Options, show func(DeviceCode)
 	default:
 		return "", nil, fmt.Errorf("oauth login: %w", refreshError(acct, err))
 	}
+	return signedIn(acct, tok)
+}
+
+// signedIn returns the refresh token a login obtained and what the access token
+// beside it grants.
+func signedIn(acct Account, tok *oauth2.Token) (refreshToken string, granted []string, err error) {
 	if tok.RefreshToken == "" {
 		return "", nil, fmt.Errorf("oauth login: %s issued no refresh token: ask for offline access (Microsoft: add offline_access to scope)", acct.Provider)
 	}
@@ -62,4 +64,17 @@ func Login(ctx context.Context, acct Account, opt Options, show func(DeviceCode)
 		granted = jwtGrants(tok.AccessToken)
 	}
 	return tok.RefreshToken, granted, nil
+}
+
+// config is the oauth2 configuration of a login for acct.
+func config(acct Account) (oauth2.Config, error) {
+	var secret string
+	if acct.ClientSecretFile != "" {
+		var err error
+		if secret, err = readSecret(acct.ClientSecretFile); err != nil {
+			return oauth2.Config{}, fmt.Errorf("oauth login: client secret: %w", err)
+		}
+	}
+	return oauth2.Config{ClientID: acct.ClientID, ClientSecret: secret, Scopes: acct.Scopes,
+		Endpoint: oauth2.Endpoint{TokenURL: acct.TokenURL, DeviceAuthURL: acct.DeviceURL, AuthURL: acct.AuthURL, AuthStyle: oauth2.AuthStyleInParams}}, nil
 }

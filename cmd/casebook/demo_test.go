@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +22,6 @@ import (
 	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 	"github.com/casebookhq/casebook/ingest/senderauth/dnstest"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while run writes the log into it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDemo starts `casebook demo` end to end — its own database, the in-memory
 // mailbox, the SMTP sink, the real poller, outbox and web page — and checks that what

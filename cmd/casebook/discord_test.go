@@ -1,35 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/casebookhq/casebook/bots/discord/discordtest"
 )
-
-// lockedBuffer is stderr written by serve's goroutines and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestServeDiscord runs `casebook serve` with the Discord bot against the fake Discord,
 // configured only through CASEBOOK_DISCORD_* variables: an upload naming the case lands
@@ -50,7 +30,7 @@ func TestServeDiscord(t *testing.T) {
 	t.Setenv("CASEBOOK_DISCORD_API_URL", fake.URL)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan int, 1)
-	var stderr lockedBuffer
+	var stderr syncBuffer
 	go func() {
 		done <- run(ctx, []string{"serve", "--database-url", c.url, "--data-dir", c.dir, "--http", ""}, io.Discard, &stderr)
 	}()

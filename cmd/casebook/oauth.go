@@ -129,10 +129,11 @@ func neededGrants(acct oauth.Account, use string) []string {
 }
 
 func oauthLoginCommand() command {
-	var provider, clientID, secretFile, rtFile, tenant, scope, tokenURL, deviceURL string
+	var provider, clientID, secretFile, rtFile, tenant, scope, tokenURL, deviceURL, authURL, listen string
+	var browser bool
 	return command{
-		usage: "--provider google|microsoft --client-id ID [--client-secret-file FILE] [--refresh-token-file PATH]",
-		help:  "sign a mailbox in once (OAuth 2.0 device grant) and keep its refresh token for IMAP and SMTP",
+		usage: "--provider google|microsoft --client-id ID [--client-secret-file FILE] [--refresh-token-file PATH] [--browser [--listen 127.0.0.1:PORT]]",
+		help:  "sign a mailbox in once (OAuth 2.0 device grant, or a browser with --browser) and keep its refresh token for IMAP and SMTP",
 		flags: func(fs *flag.FlagSet, _ *app) {
 			fs.StringVar(&provider, "provider", "", "google, microsoft or generic")
 			fs.StringVar(&clientID, "client-id", "", "the app registration's client (application) ID")
@@ -142,6 +143,9 @@ func oauthLoginCommand() command {
 			fs.StringVar(&scope, "scope", "", "space-separated scopes, instead of the provider's for IMAP and SMTP")
 			fs.StringVar(&tokenURL, "token-url", "", "advanced: the token endpoint, instead of the provider's (generic providers, tests)")
 			fs.StringVar(&deviceURL, "device-url", "", "advanced: the device authorisation endpoint, instead of the provider's")
+			fs.BoolVar(&browser, "browser", false, "sign in in a browser on this machine (authorisation code with a loopback redirect): Google's mail scope needs it")
+			fs.StringVar(&listen, "listen", "127.0.0.1:0", "with --browser: the loopback address the browser is sent back to (a fixed port for ssh -L)")
+			fs.StringVar(&authURL, "auth-url", "", "advanced: the authorisation endpoint, instead of the provider's")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if len(args) > 0 {
@@ -154,7 +158,7 @@ func oauthLoginCommand() command {
 				rtFile = filepath.Join(a.cfg.DataDir, "oauth", provider+"-"+safeName(clientID)+".token")
 			}
 			q := url.Values{"oauth": {provider}, "client_id": {clientID}, "refresh_token_file": {rtFile}}
-			for k, v := range map[string]string{"client_secret_file": secretFile, "scope": scope, "token_url": tokenURL, "device_url": deviceURL} {
+			for k, v := range map[string]string{"client_secret_file": secretFile, "scope": scope, "token_url": tokenURL, "device_url": deviceURL, "auth_url": authURL} {
 				if v != "" {
 					q.Set(k, v)
 				}
@@ -166,7 +170,10 @@ func oauthLoginCommand() command {
 			if err != nil {
 				return fmt.Errorf("%w: %w", errUsage, err)
 			}
-			if acct.DeviceURL == "" {
+			switch {
+			case browser && acct.AuthURL == "":
+				return fmt.Errorf("%w: --auth-url is required for a generic provider", errUsage)
+			case !browser && acct.DeviceURL == "":
 				return fmt.Errorf("%w: --device-url is required for a generic provider", errUsage)
 			}
 			// With --json stdout carries only the result; the prompt goes to stderr.
@@ -174,11 +181,20 @@ func oauthLoginCommand() command {
 			if a.cfg.JSON {
 				prompt = a.stderr
 			}
-			rt, granted, err := oauth.Login(ctx, acct, oauth.Options{}, func(c oauth.DeviceCode) error {
-				_, err := fmt.Fprintf(prompt, "To sign in, open %s and enter the code %s (valid until %s).\nWaiting…\n",
-					c.VerificationURI, c.UserCode, c.Expires.Local().Format(time.Kitchen))
-				return err
-			})
+			var rt string
+			var granted []string
+			if browser {
+				rt, granted, err = oauth.BrowserLogin(ctx, acct, oauth.Options{}, listen, func(signIn string) error {
+					_, err := fmt.Fprintf(prompt, "To sign in, open this address in a browser on this machine (from another one, forward the port with ssh -L):\n\n%s\n\nWaiting…\n", signIn)
+					return err
+				})
+			} else {
+				rt, granted, err = oauth.Login(ctx, acct, oauth.Options{}, func(c oauth.DeviceCode) error {
+					_, err := fmt.Fprintf(prompt, "To sign in, open %s and enter the code %s (valid until %s).\nWaiting…\n",
+						c.VerificationURI, c.UserCode, c.Expires.Local().Format(time.Kitchen))
+					return err
+				})
+			}
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/casebookhq/casebook/casebook/oauth"
 	"github.com/casebookhq/casebook/casebook/oauth/oauthtest"
 	"github.com/casebookhq/casebook/casebook/outbox/smtptest"
 	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
@@ -77,6 +79,105 @@ func TestOAuthLogin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOAuthLoginBrowser signs in through the authorisation code grant, the test
+// playing the browser: it opens the printed address, the fake provider consents (or
+// declines) and sends it back to casebook's loopback listener, and casebook redeems
+// the code with its PKCE verifier and keeps the refresh token.
+func TestOAuthLoginBrowser(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		deny bool
+		code int
+		want string
+	}{
+		{"signed in", false, 0, "signed in; refresh token written to"},
+		{"declined", true, 1, "access was denied in the browser"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := oauthtest.Start(t, oauthtest.Options{Style: oauthtest.Google, ClientID: "casebook-app", ClientSecret: "s3cret"})
+			if tt.deny {
+				fake.Deny()
+			}
+			dir := t.TempDir()
+			secret, rtFile := filepath.Join(dir, "secret"), filepath.Join(dir, "google.token")
+			os.WriteFile(secret, []byte("s3cret\n"), 0o600)
+			var stdout, stderr syncBuffer
+			done := make(chan int, 1)
+			go func() {
+				done <- run(t.Context(), []string{"oauth", "login", "--provider", "google", "--browser", "--client-id", "casebook-app",
+					"--client-secret-file", secret, "--refresh-token-file", rtFile, "--token-url", fake.TokenURL, "--auth-url", fake.AuthURL,
+					"--data-dir", dir}, &stdout, &stderr)
+			}()
+			var signIn string
+			for deadline := time.Now().Add(10 * time.Second); signIn == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				for _, line := range strings.Split(stdout.String(), "\n") {
+					if strings.HasPrefix(line, fake.AuthURL+"?") {
+						signIn = line
+					}
+				}
+			}
+			if signIn == "" {
+				t.Fatalf("no sign-in address printed: %s %s", stdout.String(), stderr.String())
+			}
+			u, _ := url.Parse(signIn)
+			if q := u.Query(); q.Get("code_challenge_method") != "S256" || q.Get("prompt") != "consent" || q.Get("access_type") != "offline" ||
+				q.Get("scope") != "https://mail.google.com/" || !strings.HasPrefix(q.Get("redirect_uri"), "http://127.0.0.1:") {
+				t.Errorf("sign-in address %s", signIn)
+			}
+			// Another page guessing the port gets nothing, and the wait goes on.
+			if resp, err := http.Get(u.Query().Get("redirect_uri") + "?code=stolen&state=guess"); err != nil || resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("a redirect without the state: %v %v", resp, err)
+			}
+			resp, err := http.Get(signIn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			var code int
+			select {
+			case code = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("casebook oauth login did not return after the browser came back")
+			}
+			if code != tt.code || !strings.Contains(stdout.String()+stderr.String(), tt.want) {
+				t.Fatalf("exit %d, want %d with %q: %s %s", code, tt.code, tt.want, stdout.String(), stderr.String())
+			}
+			b, err := os.ReadFile(rtFile)
+			if tt.deny {
+				if err == nil {
+					t.Error("a refresh token file was written")
+				}
+				return
+			}
+			if err != nil || !strings.HasPrefix(string(b), "rt-") {
+				t.Fatalf("refresh token file: %q %v", b, err)
+			}
+			// The token is one the provider honours.
+			fake.ExpireAll()
+			if err := oauthRefreshes(t, fake, secret, rtFile); err != nil {
+				t.Errorf("the kept refresh token does not refresh: %v", err)
+			}
+			noSecrets(t, fake, stdout.String()+stderr.String())
+		})
+	}
+}
+
+// oauthRefreshes redeems the refresh token in rtFile at the fake provider.
+func oauthRefreshes(t *testing.T, fake *oauthtest.Server, secret, rtFile string) error {
+	t.Helper()
+	acct, err := oauth.ParseQuery(url.Values{"oauth": {"google"}, "client_id": {"casebook-app"}, "client_secret_file": {secret},
+		"refresh_token_file": {rtFile}, "token_url": {fake.TokenURL}})
+	if err != nil {
+		return err
+	}
+	src, err := oauth.NewSources(oauth.Options{}).For(acct)
+	if err != nil {
+		return err
+	}
+	_, err = src.Token(t.Context())
+	return err
 }
 
 // oauthMail is a Dovecot and an SMTP server that both take tokens from one fake

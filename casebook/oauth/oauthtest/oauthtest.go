@@ -1,8 +1,10 @@
 // Package oauthtest runs a fake OAuth 2.0 provider for tests on loopback: a token
 // endpoint (client credentials with a secret or a certificate assertion, refresh
-// tokens, the device code grant), a device authorisation endpoint (RFC 8628) and a
-// token introspection endpoint (RFC 7662) that a mail server such as Dovecot asks
-// whether a token is good.
+// tokens, the device code grant, authorisation codes with PKCE), a device
+// authorisation endpoint (RFC 8628), an authorisation endpoint that consents at once
+// and sends the browser back to a loopback redirect (RFC 8252), and a token
+// introspection endpoint (RFC 7662) that a mail server such as Dovecot asks whether a
+// token is good.
 //
 // It issues short-lived access tokens, counts every token it issues, and can expire
 // them, revoke refresh tokens, rotate refresh tokens, and answer with the error bodies
@@ -12,11 +14,14 @@ package oauthtest
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -57,8 +62,8 @@ type Options struct {
 
 // Server is a running fake provider.
 type Server struct {
-	// URL is the base; TokenURL, DeviceURL and IntrospectURL are its endpoints.
-	URL, TokenURL, DeviceURL, IntrospectURL string
+	// URL is the base; TokenURL, DeviceURL, AuthURL and IntrospectURL are its endpoints.
+	URL, TokenURL, DeviceURL, AuthURL, IntrospectURL string
 
 	t   testing.TB
 	opt Options
@@ -74,6 +79,15 @@ type Server struct {
 	polls  []time.Time
 	// fail, when set, is the error code the next token requests get.
 	fail string
+	// codes are the authorisation codes not yet redeemed; deny makes the
+	// authorisation endpoint answer access_denied.
+	codes map[string]authCode
+	deny  bool
+}
+
+// authCode is what an authorisation code was issued for.
+type authCode struct {
+	redirect, challenge string
 }
 
 // Start runs a server until t ends.
@@ -82,15 +96,16 @@ func Start(t testing.TB, opt Options) *Server {
 	if opt.Lifetime <= 0 {
 		opt.Lifetime = time.Hour
 	}
-	s := &Server{t: t, opt: opt, access: map[string]time.Time{}, refresh: map[string]bool{}}
+	s := &Server{t: t, opt: opt, access: map[string]time.Time{}, refresh: map[string]bool{}, codes: map[string]authCode{}}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /authorize", s.authorize)
 	mux.HandleFunc("POST /token", s.token)
 	mux.HandleFunc("POST /device", s.deviceCode)
 	mux.HandleFunc("POST /introspect", s.introspect)
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
 	s.URL = s.srv.URL
-	s.TokenURL, s.DeviceURL, s.IntrospectURL = s.URL+"/token", s.URL+"/device", s.URL+"/introspect"
+	s.TokenURL, s.DeviceURL, s.AuthURL, s.IntrospectURL = s.URL+"/token", s.URL+"/device", s.URL+"/authorize", s.URL+"/introspect"
 	return s
 }
 
@@ -142,6 +157,40 @@ func (s *Server) Device(answers ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.device = answers
+}
+
+// Deny makes the person at the authorisation endpoint decline.
+func (s *Server) Deny() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deny = true
+}
+
+// authorize is the sign-in page, with the person consenting at once: it sends the
+// browser back to the client's loopback redirect with a code, or with access_denied.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	redirect, err := url.Parse(q.Get("redirect_uri"))
+	if err != nil || redirect.Scheme != "http" || redirect.Hostname() != "127.0.0.1" {
+		http.Error(w, "redirect_uri must be a loopback http URL", http.StatusBadRequest)
+		return
+	}
+	if q.Get("client_id") != s.opt.ClientID || q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" {
+		http.Error(w, "unknown client, or no code, or no S256 challenge", http.StatusBadRequest)
+		return
+	}
+	back := url.Values{"state": {q.Get("state")}}
+	s.mu.Lock()
+	if s.deny {
+		back.Set("error", "access_denied")
+	} else {
+		code := "ac-" + random()
+		s.codes[code] = authCode{redirect: redirect.String(), challenge: q.Get("code_challenge")}
+		back.Set("code", code)
+	}
+	s.mu.Unlock()
+	redirect.RawQuery = back.Encode()
+	http.Redirect(w, r, redirect.String(), http.StatusFound)
 }
 
 // Polls returns when each device-code poll arrived.
@@ -227,6 +276,21 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.issue(w, "")
+	case "authorization_code":
+		c, ok := s.codes[f.Get("code")]
+		delete(s.codes, f.Get("code"))
+		sum := sha256.Sum256([]byte(f.Get("code_verifier")))
+		if !ok || c.redirect != f.Get("redirect_uri") || base64.RawURLEncoding.EncodeToString(sum[:]) != c.challenge {
+			s.oauthError(w, "invalid_grant", 70000)
+			return
+		}
+		if s.opt.ClientSecret != "" && f.Get("client_secret") != s.opt.ClientSecret {
+			s.oauthError(w, "invalid_client", 7000215)
+			return
+		}
+		rt := "rt-" + random()
+		s.refresh[rt] = true
+		s.issue(w, rt)
 	case "urn:ietf:params:oauth:grant-type:device_code":
 		s.polls = append(s.polls, time.Now())
 		if f.Get("device_code") != "dc-fake" {
