@@ -8,7 +8,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/casebookhq/casebook/casebook/clamav"
 	"github.com/casebookhq/casebook/casebook/clamav/clamdtest"
 	"github.com/casebookhq/casebook/casebook/postgres"
+	"github.com/casebookhq/casebook/casebook/syncbuf"
 )
 
 // scanned replaces the fixture's service with one that scans through clamd at addr.
@@ -39,24 +39,6 @@ func eicarZip(t testing.TB) []byte {
 	w.Write([]byte(clamdtest.EICAR))
 	zw.Close()
 	return b.Bytes()
-}
-
-// syncBuffer is a log destination safe for the scanner goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestAddUpdateScan runs the write path against a real clamd: an infected file, alone
@@ -100,7 +82,7 @@ func TestAddUpdateScan(t *testing.T) {
 			if tt.addr != nil {
 				addr = tt.addr(t)
 			}
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			f.scanned(t, addr, tt.allow, slog.New(slog.NewTextHandler(&logs, nil)))
 			out, err := f.svc.AddUpdate(ctx, f.update("m1", tt.files...))
 			if !errors.Is(err, tt.want) || (tt.want == nil && out.Result != casebook.ResultAdded) {

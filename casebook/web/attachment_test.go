@@ -12,11 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/casebookhq/casebook/casebook"
 	"github.com/casebookhq/casebook/casebook/blob"
+	"github.com/casebookhq/casebook/casebook/syncbuf"
 	"github.com/casebookhq/casebook/casebook/web"
 )
 
@@ -236,7 +236,7 @@ func TestMalformedUpload(t *testing.T) {
 		{"part header line too long", "--b0undary\r\nX: " + strings.Repeat("y", 20<<10) + "\r\n\r\nz\r\n--b0undary--\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs syncbuf.Buffer
 			e := newEnv(t, func(o *web.Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 			before := e.count(`SELECT count(*) FROM attachments`)
 			c := e.loggedIn(e.alice.Email, alicePW)
@@ -253,23 +253,4 @@ func TestMalformedUpload(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that the server's handlers may log into while the
-// test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/casebookhq/casebook/casebook/failpoint"
 	"github.com/casebookhq/casebook/casebook/postgres"
 	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook/syncbuf"
 	"github.com/casebookhq/casebook/cmd/casebook/demo"
 )
 
@@ -74,7 +75,7 @@ func TestServeKilledAtEveryStep(t *testing.T) {
 
 			// Start again, in this process, until the reply is added and filed.
 			sctx, cancel := context.WithCancel(ctx)
-			var stderr syncBuffer
+			var stderr syncbuf.Buffer
 			exit := make(chan int, 1)
 			go func() { exit <- run(sctx, args, io.Discard, &stderr) }()
 			deadline := time.Now().Add(time.Minute)
@@ -145,7 +146,7 @@ func killedAt(t *testing.T, step string, args []string) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeProcess$")
 	cmd.Env = append(environWithout("CASEBOOK_"), "CASEBOOK_SERVE_PROCESS=1",
 		"CASEBOOK_SERVE_ARGS="+strings.Join(args, " "), failpoint.Variable+"="+step)
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

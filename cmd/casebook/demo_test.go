@@ -20,6 +20,7 @@ import (
 
 	"github.com/casebookhq/casebook/casebook/postgres"
 	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook/syncbuf"
 	"github.com/casebookhq/casebook/ingest/senderauth/dnstest"
 )
 
@@ -171,7 +172,7 @@ type runningDemo struct {
 	admin, name, adminAddr string
 	cancel                 context.CancelFunc
 	exit                   chan int
-	stderr                 *syncBuffer
+	stderr                 *syncbuf.Buffer
 }
 
 // startDemo runs `casebook demo --json` on its own database and ports and returns once
@@ -188,7 +189,7 @@ func startDemo(t *testing.T, args ...string) *runningDemo {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	pr, pw := io.Pipe()
-	d := &runningDemo{admin: admin, name: name, adminAddr: adminAddr, cancel: cancel, exit: make(chan int, 1), stderr: &syncBuffer{}}
+	d := &runningDemo{admin: admin, name: name, adminAddr: adminAddr, cancel: cancel, exit: make(chan int, 1), stderr: &syncbuf.Buffer{}}
 	go func() {
 		d.exit <- run(ctx, append([]string{"demo", "--json", "--database-url", admin, "--demo-database", name,
 			"--http", webAddr, "--admin", adminAddr, "--data-dir", dataDir}, args...), pw, d.stderr)

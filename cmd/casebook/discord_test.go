@@ -9,6 +9,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/casebookhq/casebook/bots/discord/discordtest"
+	"github.com/casebookhq/casebook/casebook/syncbuf"
 )
 
 // TestServeDiscord runs `casebook serve` with the Discord bot against the fake Discord,
@@ -30,7 +31,7 @@ func TestServeDiscord(t *testing.T) {
 	t.Setenv("CASEBOOK_DISCORD_API_URL", fake.URL)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan int, 1)
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	go func() {
 		done <- run(ctx, []string{"serve", "--database-url", c.url, "--data-dir", c.dir, "--http", ""}, io.Discard, &stderr)
 	}()

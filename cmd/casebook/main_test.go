@@ -7,7 +7,6 @@ import (
 	"flag"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -151,23 +150,4 @@ func TestApplyEnv(t *testing.T) {
 	if cfg.DataDir != "/from/flag" || cfg.DatabaseURL != "postgres://env" || cfg.CasePrefix != "TKT" {
 		t.Errorf("config = %+v: flags must win over variables, variables over defaults", cfg)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a command running in another
-// goroutine writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/casebookhq/casebook/casebook/oauth/oauthtest"
 	"github.com/casebookhq/casebook/casebook/outbox/smtptest"
 	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook/syncbuf"
 	"github.com/casebookhq/casebook/ingest/imap/dovecottest"
 )
 
@@ -103,7 +104,7 @@ func TestOAuthLoginBrowser(t *testing.T) {
 			dir := t.TempDir()
 			secret, rtFile := filepath.Join(dir, "secret"), filepath.Join(dir, "google.token")
 			os.WriteFile(secret, []byte("s3cret\n"), 0o600)
-			var stdout, stderr syncBuffer
+			var stdout, stderr syncbuf.Buffer
 			done := make(chan int, 1)
 			go func() {
 				done <- run(t.Context(), []string{"oauth", "login", "--provider", "google", "--browser", "--client-id", "casebook-app",
@@ -271,7 +272,7 @@ func TestServeOAuthLogs(t *testing.T) {
 	m := startOAuthMail(t, oauthtest.Options{Style: oauthtest.Microsoft, Lifetime: time.Hour}, "generic")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan int)
 	go func() {
 		done <- run(ctx, []string{"serve", "--database-url", c.url, "--data-dir", c.dir, "--admin", "", "--log-level", "debug",

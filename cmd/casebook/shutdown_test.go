@@ -23,6 +23,7 @@ import (
 	"github.com/casebookhq/casebook/casebook"
 	"github.com/casebookhq/casebook/casebook/postgres"
 	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
+	"github.com/casebookhq/casebook/casebook/syncbuf"
 	"github.com/casebookhq/casebook/cmd/casebook/demo"
 )
 
@@ -102,7 +103,7 @@ func TestServeExitsOnSIGTERM(t *testing.T) {
 		"CASEBOOK_SERVE_ARGS=serve --admin "+admin+" --http "+web+" --insecure-cookies --database-url "+db+" --data-dir "+t.TempDir()+
 			" --imap imap://support:"+imapPW+"@"+closed+"/INBOX?tls=none --smtp smtp://casebook:"+smtpPW+"@"+closed+"?tls=none"+
 			" --mail-from support@support.example --reply-address support@support.example --base-url http://"+web)
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -221,7 +222,7 @@ func TestServeShutdownWithIngestInFlight(t *testing.T) {
 	serve := func(until func(postgres.Activity) bool) postgres.Activity {
 		sctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		var stderr syncBuffer
+		var stderr syncbuf.Buffer
 		exit := make(chan int, 1)
 		go func() { exit <- run(sctx, args, io.Discard, &stderr) }()
 		for !until(updates()) {

@@ -10,7 +10,6 @@
 package clamdtest
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/casebookhq/casebook/casebook/syncbuf"
 )
 
 // Binary is where Debian's clamav-daemon installs the daemon.
@@ -47,25 +48,7 @@ type Server struct {
 	Addr string
 	// Port is its TCP port on 127.0.0.1.
 	Port int
-	log  *lockedBuffer
-}
-
-// lockedBuffer collects clamd's output while tests read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	log  *syncbuf.Buffer
 }
 
 var (
@@ -113,7 +96,7 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Addr: fmt.Sprintf("tcp://127.0.0.1:%d", port), Port: port, log: &lockedBuffer{}}
+	s := &Server{Addr: fmt.Sprintf("tcp://127.0.0.1:%d", port), Port: port, log: &syncbuf.Buffer{}}
 	// Without LogFile a foreground clamd logs to its standard output.
 	conf := fmt.Sprintf(`DatabaseDirectory %s
 TCPSocket %d
