@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -99,6 +100,88 @@ func (s *Store) searchCondition(ctx context.Context, text string, arg func(any) 
 	return "(c.subject ILIKE " + p + " OR c.requester_id IN (SELECT id FROM users WHERE email ILIKE " + p + " OR name ILIKE " + p + "))", nil
 }
 
+// searchWalk is how many of a tab's most recent cases a search reads in order before
+// it asks the trigram indexes instead.
+const searchWalk = 1000
+
+// searchRecent looks for a page of f's search among the most recent searchWalk cases
+// of each tab, in list order: a text common in the tab fills its page within a few
+// dozen, and a tab of fewer cases than that is read whole. complete is false when the
+// page may lack older matches the walk did not reach, and the indexes must be asked
+// (searchCondition). where and args are the list's other conditions.
+func (s *Store) searchRecent(ctx context.Context, f casebook.CaseFilter, where []string, args []any) (page []casebook.Case, complete bool, err error) {
+	q, qargs := recentQuery(f, where, args, true)
+	if err := s.hot.SelectContext(ctx, &page, q, qargs...); err != nil {
+		return nil, false, fmt.Errorf("search cases: %w", err)
+	}
+	if len(page) == f.Limit && len(f.Statuses) <= 1 {
+		// One tab in order: its first matches are the page.
+		return page, true, nil
+	}
+	// The oldest case read in each tab that has more: a match older than it may exist
+	// unseen, so the page stands only if it is full and ends no older than that.
+	q, qargs = recentQuery(f, where, args, false)
+	var edges []struct {
+		UpdatedAt time.Time `db:"updated_at"`
+		ID        int64     `db:"id"`
+	}
+	if err := s.hot.SelectContext(ctx, &edges, q, qargs...); err != nil {
+		return nil, false, fmt.Errorf("search cases: %w", err)
+	}
+	for _, e := range edges {
+		if len(page) < f.Limit {
+			return page, false, nil
+		}
+		last := page[len(page)-1]
+		if last.UpdatedAt.Before(e.UpdatedAt) || last.UpdatedAt.Equal(e.UpdatedAt) && last.ID < e.ID {
+			return page, false, nil
+		}
+	}
+	return page, true, nil
+}
+
+// recentQuery is searchRecent's query over the most recent searchWalk cases of each of
+// f's tabs: with search, the page of them that match f.Text; else the oldest case read
+// in each tab that has more than that.
+func recentQuery(f casebook.CaseFilter, where []string, args []any, search bool) (string, []any) {
+	args = slices.Clone(args)
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	tabs := []string{""}
+	if len(f.Statuses) > 0 {
+		tabs = tabs[:0]
+		for _, st := range f.Statuses {
+			tabs = append(tabs, "c.status = "+arg(string(st)))
+		}
+	}
+	list := func(tab, columns, rest string) string {
+		cond := slices.Clip(where)
+		if tab != "" {
+			cond = append(cond, tab)
+		}
+		q := "SELECT " + columns
+		if len(cond) > 0 {
+			q += " WHERE " + strings.Join(cond, " AND ")
+		}
+		return q + " ORDER BY c.updated_at DESC, c.id DESC " + rest
+	}
+	parts := make([]string, len(tabs))
+	if !search {
+		edge := arg(searchWalk - 1)
+		for i, tab := range tabs {
+			parts[i] = "(" + list(tab, "c.updated_at, c.id FROM cases c", "OFFSET "+edge+" LIMIT 1") + ")"
+		}
+		return strings.Join(parts, " UNION ALL "), args
+	}
+	walk, limit := arg(searchWalk), arg(f.Limit)
+	like := arg("%" + likeEscaper.Replace(f.Text) + "%")
+	match := "(recent.subject ILIKE " + like + " OR recent.requester_id IN (SELECT id FROM users WHERE email ILIKE " + like + " OR name ILIKE " + like + "))"
+	for i, tab := range tabs {
+		parts[i] = "(SELECT * FROM (" + list(tab, caseColumns+caseJoins, "LIMIT "+walk) + ") AS recent WHERE " + match +
+			" ORDER BY updated_at DESC, id DESC LIMIT " + limit + ")"
+	}
+	return "SELECT * FROM (" + strings.Join(parts, " UNION ALL ") + ") AS page ORDER BY updated_at DESC, id DESC LIMIT " + limit, args
+}
+
 // likeEscaper quotes LIKE's wildcards, so that searched text matches as typed.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
@@ -135,15 +218,19 @@ func (s *Store) Cases(ctx context.Context, f casebook.CaseFilter) ([]casebook.Ca
 	if f.Number != 0 {
 		where = append(where, "c.number = "+arg(f.Number))
 	}
+	if f.After != nil {
+		where = append(where, "(c.updated_at, c.id) < ("+arg(f.After.UpdatedAt)+", "+arg(f.After.ID)+")")
+	}
 	if f.Text != "" {
+		page, complete, err := s.searchRecent(ctx, f, where, slices.Clone(args))
+		if err != nil || complete {
+			return page, err
+		}
 		cond, err := s.searchCondition(ctx, f.Text, arg)
 		if err != nil {
 			return nil, err
 		}
 		where = append(where, cond)
-	}
-	if f.After != nil {
-		where = append(where, "(c.updated_at, c.id) < ("+arg(f.After.UpdatedAt)+", "+arg(f.After.ID)+")")
 	}
 	limit := arg(f.Limit)
 	branch := func(cond []string) string {
