@@ -37,6 +37,11 @@ var errWalkStopped = errors.New("the read of the message stopped")
 // walk reads them, and whatever walk leaves unread is read for them afterwards. walk
 // must not keep its reader. An error means the spool or the blob store failed.
 func (p *MailProcessor) keep(ctx context.Context, raw io.ReadSeeker, check *senderauth.Check, walk func(r io.Reader)) (kept, error) {
+	if check != nil {
+		// However the read ends (a spool error, a panic in walk), the check's message
+		// ends too; when it ended normally this is a no-op.
+		defer check.Close(errWalkStopped)
+	}
 	size, err := raw.Seek(0, io.SeekEnd)
 	if err != nil {
 		return kept{}, fmt.Errorf("process message: %w", err)
@@ -52,8 +57,6 @@ func (p *MailProcessor) keep(ctx context.Context, raw io.ReadSeeker, check *send
 	)
 	if check != nil && check.NeedsMessage() {
 		sinks = append(sinks, check)
-		// After a panic in walk the check must end too; Close is idempotent.
-		defer check.Close(errWalkStopped)
 	}
 	if size <= p.opt.Limits.MaxMessageSize {
 		var rawR *io.PipeReader

@@ -19,7 +19,13 @@ var errDNS = errors.New("dns lookup failed")
 
 // own checks the message's DKIM signatures and the From domain's DMARC policy.
 func (v *Verifier) own(ctx context.Context, raw io.Reader, domain string) (Verdict, error) {
-	lookup := func(name string) ([]string, error) { return v.opt.Resolver.LookupTXT(ctx, name) }
+	// Each lookup has the time limit of its own: the body comes as the caller reads the
+	// message, which may take longer than any answer should.
+	lookup := func(name string) ([]string, error) {
+		ctx, cancel := context.WithTimeout(ctx, v.opt.Timeout)
+		defer cancel()
+		return v.opt.Resolver.LookupTXT(ctx, name)
+	}
 	rec, sub, err := v.policy(lookup, domain)
 	if err != nil {
 		return Verdict{}, err
