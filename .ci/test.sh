@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (make test, .ci/run): real PostgreSQL, Dovecot, Chromium and clamd,
+# The test command (make test, .ci/run): real PostgreSQL, Dovecot, Chromium, clamd and nft,
 # then go vet and go test -race over everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,8 @@ missing=()
 command -v /usr/sbin/dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v /usr/sbin/clamd >/dev/null 2>&1 || missing+=(clamav-daemon)
+# The lock test silences one connection with an nftables rule (as root).
+command -v /usr/sbin/nft >/dev/null 2>&1 || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${missing[*]} with apt-get..." >&2

@@ -108,10 +108,22 @@ func (s *Store) tryLock(ctx context.Context, name string) (*sessionLock, bool, e
 
 // check makes a round trip on the lock's session. A session that answers holds the
 // lock: only an unlock or the session's end releases a session-level advisory lock.
+// It returns when ctx ends even if the round trip has not: through a network gone
+// silent lib/pq waits for the answer until the connection's user timeout
+// (lockDialer), and the holder must stop long before that.
 func (l *sessionLock) check(ctx context.Context) error {
-	// An empty query is the cheapest round trip the server answers.
-	_, err := l.conn.ExecContext(ctx, `;`)
-	return err
+	done := make(chan error, 1)
+	go func() {
+		// An empty query is the cheapest round trip the server answers.
+		_, err := l.conn.ExecContext(ctx, `;`)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // watch returns when the lock's session fails a check, or when ctx ends.

@@ -4,6 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -153,4 +157,114 @@ func TestWithLockAfterRestart(t *testing.T) {
 	if !held || err != nil {
 		t.Fatalf("first WithLock after %d sessions ended: %v, %v; want the lock at once", n, held, err)
 	}
+}
+
+// TestLockPassesWhenTheNetworkGoesSilent drops every packet of the lock session's
+// connection both ways (nftables rules on its port), as when the holder's machine
+// loses power or its network: no FIN, no RST. The holder's work must stop within a
+// second (its checks go unanswered; lib/pq alone would wait for them for minutes), the
+// server must end the silent session, and free the lock for a standby, within the
+// keepalives the session asks for (5 s idle, then 3 probes a second apart), and the
+// holder's WithLock must return.
+func TestLockPassesWhenTheNetworkGoesSilent(t *testing.T) {
+	nft := nftables(t)
+	ctx := t.Context()
+	st := pgtest.Store(t)
+	const name = "casebook/test\x00partition"
+	ports := make(chan int, 1)
+	cutDone := make(chan time.Time, 1)
+	stopped := make(chan time.Duration, 1)
+	holder := make(chan error, 1)
+	go func() {
+		_, err := st.WithLock(ctx, name, 250*time.Millisecond, func(lctx context.Context) error {
+			var port int
+			if err := st.DB().GetContext(ctx, &port, `SELECT client_port FROM pg_stat_activity
+				WHERE pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)
+				AND datname = current_database()`); err != nil {
+				return err
+			}
+			ports <- port
+			at := <-cutDone
+			select {
+			case <-lctx.Done():
+				stopped <- time.Since(at)
+			case <-time.After(20 * time.Second):
+				stopped <- -1
+			}
+			return nil
+		})
+		holder <- err
+	}()
+	var port int
+	select {
+	case port = <-ports:
+	case err := <-holder:
+		t.Fatalf("the holder ended before the cut: %v", err)
+	}
+	table := fmt.Sprintf("casebook_test_%d", port)
+	nft("add table inet " + table)
+	t.Cleanup(func() { nft("delete table inet " + table) })
+	nft("add chain inet " + table + " in { type filter hook input priority -300 ; }")
+	nft(fmt.Sprintf("add rule inet %s in tcp sport %d tcp dport 5432 drop", table, port))
+	nft(fmt.Sprintf("add rule inet %s in tcp sport 5432 tcp dport %d drop", table, port))
+	at := time.Now()
+	cutDone <- at
+
+	var took time.Duration
+	for {
+		held, err := st.WithLock(ctx, name, 250*time.Millisecond, func(context.Context) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held {
+			took = time.Since(at)
+			break
+		}
+		if time.Since(at) > 30*time.Second {
+			t.Fatal("the silent holder still held the lock 30 s after the cut")
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("a standby took the lock %v after the cut", took)
+	if took > 15*time.Second {
+		t.Errorf("the lock passed %v after the cut; want within the keepalives (about 8 s) and some slack", took)
+	}
+	d := <-stopped
+	t.Logf("the holder's work stopped %v after the cut", d)
+	if d < 0 || d > time.Second {
+		t.Errorf("the holder's work went on %v after the cut (-1: past 20 s); want <= 1s, long before the takeover", d)
+	}
+	if err := <-holder; err == nil {
+		t.Error("the silent holder's WithLock returned no error")
+	}
+}
+
+// nftables returns a function that applies nft commands, skipping the test where
+// nftables cannot be used (not root, or nft not installed) unless CI=true.
+func nftables(t *testing.T) func(cmd string) {
+	t.Helper()
+	_, err := exec.LookPath("nft")
+	if err != nil || os.Geteuid() != 0 {
+		msg := "cutting a connection needs root and nft (apt-get install nftables)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + ": required in CI")
+		}
+		t.Skip(msg)
+	}
+	nft := func(cmd string) string {
+		t.Helper()
+		out, err := exec.Command("nft", cmd).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nft %s: %v: %s", cmd, err, out)
+		}
+		return string(out)
+	}
+	// A run that died before its cleanup left its table: its port may be any
+	// connection's now.
+	for _, line := range strings.Split(nft("list tables"), "\n") {
+		if table, ok := strings.CutPrefix(strings.TrimSpace(line), "table inet casebook_test_"); ok {
+			nft("delete table inet casebook_test_" + table)
+		}
+	}
+	return func(cmd string) { t.Helper(); nft(cmd) }
 }

@@ -48,11 +48,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	locks, err := sql.Open("postgres", withBinaryParameters(dsn))
+	lockConnector, err := pq.NewConnector(withBinaryParameters(dsn))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("database url: %w", err)
 	}
+	lockConnector.Dialer(newLockDialer())
+	locks := sql.OpenDB(lockConnector)
 	locks.SetMaxIdleConns(0)
 	return &Store{db: db, locks: locks, hot: &stmtCache{db: db}}, nil
 }
