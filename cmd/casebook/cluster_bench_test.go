@@ -26,7 +26,7 @@ func BenchmarkCluster(b *testing.B) {
 				takeovers, killedAt := c.runIngest(replies, bc.kills)
 				elapsed := time.Since(start)
 				b.StopTimer()
-				c.checkOutbox(replies)
+				c.checkOutbox(replies, bc.kills)
 				c.verifyBlobs()
 				b.ReportMetric(float64(replies)/elapsed.Seconds(), "msg/s")
 				if bc.kills == 0 {

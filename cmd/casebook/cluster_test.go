@@ -350,7 +350,12 @@ func (c *cluster) killHolder(after int) (killed time.Time, takeover time.Duratio
 
 // checkOutbox waits until every owner notification is sent, and checks each reached
 // the SMTP server exactly once.
-func (c *cluster) checkOutbox(want int) {
+// checkOutbox waits for want owner notifications and checks each reached the SMTP
+// server once. A kill -9 may fall between the server's 250 and the worker's mark of
+// the mail it was sending: that mail goes out again after the lease, with the same
+// Message-ID (README, Outbox lease). So each of kills may leave one such duplicate, and
+// only a mail whose row shows the second attempt.
+func (c *cluster) checkOutbox(want, kills int) {
 	c.tb.Helper()
 	c.waitFor("owner notifications sent", 2*time.Minute, func() (bool, string) {
 		a := c.activity()
@@ -369,13 +374,22 @@ func (c *cluster) checkOutbox(want int) {
 		seen[id]++
 	}
 	dup := 0
-	for _, n := range seen {
-		if n > 1 {
-			dup++
+	for id, n := range seen {
+		if n == 1 {
+			continue
+		}
+		dup++
+		var attempts int
+		if err := c.st.DB().QueryRowContext(context.Background(), `SELECT attempts FROM outbox WHERE message_id = $1`, id).Scan(&attempts); err != nil {
+			c.tb.Fatal(err)
+		}
+		c.tb.Logf("%s reached the SMTP server %d times (row: %d attempts)", id, n, attempts)
+		if n > 2 || attempts < 2 {
+			c.tb.Errorf("%s reached the SMTP server %d times after %d attempts: not the one mail a kill caught between 250 and its mark", id, n, attempts)
 		}
 	}
-	if dup > 0 || len(seen) != want {
-		c.tb.Errorf("%d distinct mails reached the SMTP server, %d of them more than once; want %d, each once", len(seen), dup, want)
+	if dup > kills || len(seen) != want {
+		c.tb.Errorf("%d distinct mails reached the SMTP server, %d of them twice; want %d, each once but for at most one per kill (%d)", len(seen), dup, want, kills)
 	}
 }
 
@@ -451,8 +465,9 @@ func median(ds []time.Duration) time.Duration {
 // TestCluster runs three `casebook serve` processes on one PostgreSQL, Dovecot, SMTP
 // server and blob store. The instance working the mailbox is killed with SIGKILL half
 // way through the replies; another takes the mailbox over, every mail lands once and
-// is filed, no blob is missing, and every owner notification goes out exactly once,
-// the dead instance's claimed ones within 60 s. Then the web page is used through all
+// is filed, no blob is missing, and every owner notification goes out once (but for
+// the one mail the kill may catch between the server's 250 and its mark), the dead
+// instance's claimed ones within 60 s. Then the web page is used through all
 // three at once.
 func TestCluster(t *testing.T) {
 	replies := 200
@@ -465,7 +480,7 @@ func TestCluster(t *testing.T) {
 	if takeovers[0] > 30*time.Second {
 		t.Errorf("takeover took %v, want <= 30s", takeovers[0])
 	}
-	c.checkOutbox(replies)
+	c.checkOutbox(replies, len(kills))
 	for _, k := range kills {
 		late := c.lateAfterKill(k)
 		t.Logf("last notification queued before the kill went out %v after it", late)
