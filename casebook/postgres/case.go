@@ -83,8 +83,9 @@ const searchHits = 5000
 // searchCondition is the filter of a search for text. PostgreSQL cannot tell how
 // many cases a substring matches, so it is asked first, through the trigram indexes
 // and bounded: a rare text (a name, an address, a word of one subject) lists its few
-// cases by id; a common one filters the ordered walk of the list instead, which then
-// fills a page after a short way.
+// cases by id; a common one filters the ordered walk of the list instead. Cases asks
+// only when searchRecent found the text rare among each tab's newest cases, so that
+// walk is long only for a text common in older cases and absent from recent ones.
 func (s *Store) searchCondition(ctx context.Context, text string, arg func(any) string) (string, error) {
 	like := "%" + likeEscaper.Replace(text) + "%"
 	var ids []int64
@@ -153,16 +154,12 @@ func recentQuery(f casebook.CaseFilter, where []string, args []any, search bool)
 			tabs = append(tabs, "c.status = "+arg(string(st)))
 		}
 	}
-	list := func(tab, columns, rest string) string {
+	list := func(tab, from, rest string) string {
 		cond := slices.Clip(where)
 		if tab != "" {
 			cond = append(cond, tab)
 		}
-		q := "SELECT " + columns
-		if len(cond) > 0 {
-			q += " WHERE " + strings.Join(cond, " AND ")
-		}
-		return q + " ORDER BY c.updated_at DESC, c.id DESC " + rest
+		return listSQL(from, cond, rest)
 	}
 	parts := make([]string, len(tabs))
 	if !search {
@@ -233,13 +230,7 @@ func (s *Store) Cases(ctx context.Context, f casebook.CaseFilter) ([]casebook.Ca
 		where = append(where, cond)
 	}
 	limit := arg(f.Limit)
-	branch := func(cond []string) string {
-		q := `SELECT ` + caseColumns + caseJoins
-		if len(cond) > 0 {
-			q += " WHERE " + strings.Join(cond, " AND ")
-		}
-		return q + " ORDER BY c.updated_at DESC, c.id DESC LIMIT " + limit
-	}
+	branch := func(cond []string) string { return listSQL(caseColumns+caseJoins, cond, "LIMIT "+limit) }
 	var q string
 	switch len(f.Statuses) {
 	case 0:
@@ -258,6 +249,16 @@ func (s *Store) Cases(ctx context.Context, f casebook.CaseFilter) ([]casebook.Ca
 		return nil, fmt.Errorf("list cases: %w", err)
 	}
 	return cs, nil
+}
+
+// listSQL selects from (columns and tables) the rows meeting cond in list order, by
+// most recent activity, with rest (a LIMIT) after.
+func listSQL(from string, cond []string, rest string) string {
+	q := "SELECT " + from
+	if len(cond) > 0 {
+		q += " WHERE " + strings.Join(cond, " AND ")
+	}
+	return q + " ORDER BY c.updated_at DESC, c.id DESC " + rest
 }
 
 // Timeline returns a case's updates, oldest first, each with its attachments.
