@@ -33,11 +33,7 @@ func blobsGCCommand() command {
 			blobGraceFlag(fs, &a.cfg)
 		},
 		run: func(ctx context.Context, a *app, _ []string) error {
-			st, err := a.store(ctx)
-			if err != nil {
-				return err
-			}
-			bl, err := a.blobStore(ctx)
+			st, bl, err := a.storeAndBlobs(ctx)
 			if err != nil {
 				return err
 			}
@@ -67,11 +63,7 @@ func blobsVerifyCommand() command {
 		usage: "[--json]",
 		help:  "read back every blob a row names and report those missing or damaged (exit 1 if any)",
 		run: func(ctx context.Context, a *app, _ []string) error {
-			st, err := a.store(ctx)
-			if err != nil {
-				return err
-			}
-			bl, err := a.blobStore(ctx)
+			st, bl, err := a.storeAndBlobs(ctx)
 			if err != nil {
 				return err
 			}
@@ -199,11 +191,7 @@ func blobsEncryptCommand() command {
 			if a.cfg.BlobKeyFile == "" {
 				return errors.New("--blob-key-file is required: blobs are encrypted under it")
 			}
-			st, err := a.store(ctx)
-			if err != nil {
-				return err
-			}
-			bl, err := a.blobStore(ctx)
+			st, bl, err := a.storeAndBlobs(ctx)
 			if err != nil {
 				return err
 			}

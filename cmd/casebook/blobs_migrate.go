@@ -41,11 +41,7 @@ func blobsMigrateCommand() command {
 			if to == a.blobURL() {
 				return errors.New("--to names the current store (--blob-url): nothing to copy")
 			}
-			st, err := a.store(ctx)
-			if err != nil {
-				return err
-			}
-			from, err := a.blobStore(ctx)
+			st, from, err := a.storeAndBlobs(ctx)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/casebookhq/casebook/casebook/blob"
 	"github.com/casebookhq/casebook/casebook/doctor"
+	"github.com/casebookhq/casebook/casebook/postgres"
 )
 
 // blobURL is the blob store's URL: --blob-url, or the directory under --data-dir.
@@ -39,6 +40,20 @@ func (a *app) blobStore(ctx context.Context) (*blob.Store, error) {
 	}
 	a.blobs = s
 	return s, nil
+}
+
+// storeAndBlobs opens the database and the blob store, as the commands that work on
+// both need them.
+func (a *app) storeAndBlobs(ctx context.Context) (*postgres.Store, *blob.Store, error) {
+	st, err := a.store(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	bl, err := a.blobStore(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, bl, nil
 }
 
 // openBlobs opens the store at url with keys (the first encrypts).

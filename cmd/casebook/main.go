@@ -269,11 +269,7 @@ func (a *app) svc(ctx context.Context) (*casebook.Service, error) {
 	if a.service != nil {
 		return a.service, nil
 	}
-	st, err := a.store(ctx)
-	if err != nil {
-		return nil, err
-	}
-	bl, err := a.blobStore(ctx)
+	st, bl, err := a.storeAndBlobs(ctx)
 	if err != nil {
 		return nil, err
 	}
