@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,8 +19,6 @@ import (
 	"github.com/casebookhq/casebook/casebook"
 	"github.com/casebookhq/casebook/casebook/blob"
 	"github.com/casebookhq/casebook/casebook/failpoint"
-	"github.com/casebookhq/casebook/casebook/postgres"
-	"github.com/casebookhq/casebook/casebook/postgres/pgtest"
 	"github.com/casebookhq/casebook/casebook/syncbuf"
 	"github.com/casebookhq/casebook/cmd/casebook/demo"
 )
@@ -41,18 +38,7 @@ func TestServeKilledAtEveryStep(t *testing.T) {
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			ctx := context.Background()
-			db := pgtest.URL(t)
-			st, err := postgres.Open(ctx, db)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			cases := seedCases(t, st, 1)
-			srv, err := demo.StartIMAP("support@support.example", "pw", []string{"INBOX"}, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
+			db, st, cases, srv := mailSetup(t, 1)
 			from, to := &mail.Address{Address: "alice@acme.example"}, &mail.Address{Address: "support@support.example"}
 			r := demo.Reply{Case: cases[0], Text: "the scan", Files: []demo.Attachment{{Name: "scan.txt", ContentType: "text/plain",
 				Body: bytes.Repeat([]byte("scan line\n"), 20<<10)}}}

@@ -183,18 +183,7 @@ func freeAddr(t testing.TB) string {
 // filed exactly once, and nothing is quarantined.
 func TestServeShutdownWithIngestInFlight(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.URL(t)
-	st, err := postgres.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	cases := seedCases(t, st, 3)
-	srv, err := demo.StartIMAP("support@support.example", "pw", []string{"INBOX"}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	db, st, cases, srv := mailSetup(t, 3)
 	const replies = 24
 	from, to := &mail.Address{Address: "alice@acme.example"}, &mail.Address{Address: "support@support.example"}
 	for i := range replies {
@@ -267,6 +256,24 @@ func TestServeShutdownWithIngestInFlight(t *testing.T) {
 
 // seedCases adds an org with a customer (alice@acme.example) and a staff owner, and
 // n open cases.
+// mailSetup is what the tests that run serve over mail start from: a database of
+// its own with n seeded cases and an in-memory mailbox, both closed with t.
+func mailSetup(t *testing.T, n int) (db string, st *postgres.Store, cases []demo.Case, srv *demo.IMAPServer) {
+	t.Helper()
+	db = pgtest.URL(t)
+	st, err := postgres.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err = demo.StartIMAP("support@support.example", "pw", []string{"INBOX"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return db, st, seedCases(t, st, n), srv
+}
+
 func seedCases(t testing.TB, st *postgres.Store, n int) []demo.Case {
 	t.Helper()
 	ctx := context.Background()
