@@ -85,6 +85,13 @@ type Update struct {
 	ProvenRecipient bool
 	Body            string
 	Files           FileSeq
+	// Finish, when set, runs once Files are stored and before anything is committed,
+	// for a channel that reads its input once and learns some of the update only at
+	// its end: email adds a mail while reading it, and its external id (the digest of
+	// the whole message), its text and its raw copy are known once the read is over.
+	// Finish fills them in; ExternalID may be empty until then, and the replay check
+	// waits for it.
+	Finish func(u *Update) error
 	// Meta is channel detail kept with the update (how the case was matched, thread ids).
 	Meta       map[string]string
 	Checkpoint *Checkpoint
@@ -270,13 +277,13 @@ func (s *Service) MaxFileSize() int64 { return s.opt.MaxFileSize }
 // a replay returns ResultDuplicate and stores nothing.
 func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err error) {
 	defer func() { s.observe(u.Source, out, err) }()
-	if u.Source == "" || u.ExternalID == "" {
+	if u.Source == "" || (u.ExternalID == "" && u.Finish == nil) {
 		return Outcome{}, fmt.Errorf("add update: %w: source and external id are required", ErrInvalidInput)
 	}
-	if id, err := s.store.UpdateIDByExternalID(ctx, u.Source, u.ExternalID); err == nil {
-		return Outcome{Result: ResultDuplicate, UpdateID: id}, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return Outcome{}, fmt.Errorf("add update: %w", err)
+	if u.ExternalID != "" {
+		if out, err := s.replayed(ctx, u); err != nil || out.Result == ResultDuplicate {
+			return out, err
+		}
 	}
 
 	c, err := s.store.CaseByNumber(ctx, u.CaseNumber)
@@ -340,6 +347,16 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 			return nil
 		})
 	}
+	if err == nil && u.Finish != nil {
+		err = s.finish(&u, &nu)
+		var out Outcome
+		if err == nil {
+			out, err = s.replayed(ctx, u)
+		}
+		if err != nil || out.Result == ResultDuplicate {
+			return out, err
+		}
+	}
 	if err == nil && len(nu.Attachments) > 0 && (author == nil || author.ID != c.OwnerID) {
 		nu.Notify = s.ownerNotification(c, nu)
 	}
@@ -362,6 +379,30 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 	s.log.InfoContext(ctx, "update added", "case", s.opt.Refs.Format(c.Number), "source", u.Source,
 		"external_id", u.ExternalID, "attachments", len(nu.Attachments), "reopened", nu.Reopen)
 	return Outcome{Result: ResultAdded, UpdateID: id, Case: c, Attachments: nu.Attachments, Reopened: nu.Reopen}, nil
+}
+
+// replayed reports an update whose (source, external id) was added before.
+func (s *Service) replayed(ctx context.Context, u Update) (Outcome, error) {
+	id, err := s.store.UpdateIDByExternalID(ctx, u.Source, u.ExternalID)
+	switch {
+	case err == nil:
+		return Outcome{Result: ResultDuplicate, UpdateID: id}, nil
+	case errors.Is(err, ErrNotFound):
+		return Outcome{}, nil
+	}
+	return Outcome{}, fmt.Errorf("add update: %w", err)
+}
+
+// finish runs u.Finish and takes what it filled in into nu.
+func (s *Service) finish(u *Update, nu *NewUpdate) error {
+	if err := u.Finish(u); err != nil {
+		return fmt.Errorf("add update: %w", err)
+	}
+	if u.ExternalID == "" {
+		return fmt.Errorf("add update: %w: no external id once the input was read", ErrInvalidInput)
+	}
+	nu.ExternalID, nu.Body, nu.Meta = u.ExternalID, u.Body, u.Meta
+	return nil
 }
 
 // authorize applies DESIGN's rule: the author's identity belongs to the case's org, or

@@ -30,74 +30,96 @@ type kept struct {
 // errWalkStopped ends the copies of a read that was given up (a panic in the parser).
 var errWalkStopped = errors.New("the read of the message stopped")
 
-// keep reads the spooled message in raw once, front to back. From that one read it
-// computes the digest, keeps the raw copy in the blob store (unless the message is
-// over the size limit), hands the sender check the message when it needs it, and,
-// when walk is set, hands walk the same bytes to parse: the copies take the bytes as
-// walk reads them, and whatever walk leaves unread is read for them afterwards. walk
-// must not keep its reader. An error means the spool or the blob store failed.
-func (p *MailProcessor) keep(ctx context.Context, raw io.ReadSeeker, check *senderauth.Check, walk func(r io.Reader)) (kept, error) {
-	if check != nil {
-		// However the read ends (a spool error, a panic in walk), the check's message
-		// ends too; when it ended normally this is a no-op.
-		defer check.Close(errWalkStopped)
-	}
+// reading is one read of a spooled message, front to back. The parser takes the bytes
+// from r; on their way they feed the digest, the raw copy going into the blob store
+// (unless the message is over the size limit) and the sender check when it needs the
+// whole message. finish reads whatever the parser left, for them, and waits for the
+// copy; stop ends the copies of a read given up and must always be called.
+type reading struct {
+	r      *bufio.Reader
+	tee    io.Reader
+	digest *mail.Digester
+	check  *senderauth.Check
+	rawW   *io.PipeWriter
+	stored chan done
+	// finished is set once finish ran, with its result.
+	finished bool
+	k        kept
+	err      error
+}
+
+func (p *MailProcessor) read(ctx context.Context, raw io.ReadSeeker, check *senderauth.Check) (*reading, error) {
 	size, err := raw.Seek(0, io.SeekEnd)
 	if err != nil {
-		return kept{}, fmt.Errorf("process message: %w", err)
+		return nil, fmt.Errorf("process message: %w", err)
 	}
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
-		return kept{}, fmt.Errorf("process message: %w", err)
+		return nil, fmt.Errorf("process message: %w", err)
 	}
-	digest := mail.NewDigester()
-	var (
-		rawW   *io.PipeWriter
-		stored = make(chan done, 1)
-		sinks  = []io.Writer{digest}
-	)
+	rd := &reading{digest: mail.NewDigester(), check: check, stored: make(chan done, 1)}
+	sinks := []io.Writer{rd.digest}
 	if check != nil && check.NeedsMessage() {
 		sinks = append(sinks, check)
 	}
 	if size <= p.opt.Limits.MaxMessageSize {
-		var rawR *io.PipeReader
-		rawR, rawW = io.Pipe()
+		rawR, rawW := io.Pipe()
+		rd.rawW = rawW
 		go func() {
 			b, err := p.blobs.Put(ctx, rawR, p.opt.Limits.MaxMessageSize)
 			// A failed Put stops reading; the others still need every byte.
 			io.Copy(io.Discard, rawR)
-			stored <- done{rawBlob: b.Key, err: err}
+			rd.stored <- done{rawBlob: b.Key, err: err}
 		}()
 		sinks = append(sinks, rawW)
-		// After a panic in walk the copy must end too; otherwise this is a no-op.
-		defer rawW.CloseWithError(errWalkStopped)
 	}
-	tee := io.TeeReader(raw, io.MultiWriter(sinks...))
-	if walk != nil {
-		// Large reads, so that the copy takes the bytes in few hand-overs.
-		br := readers.Get().(*bufio.Reader)
-		br.Reset(tee)
-		walk(br)
-		br.Reset(nil)
-		readers.Put(br)
+	rd.tee = io.TeeReader(raw, io.MultiWriter(sinks...))
+	// Large reads, so that the copy takes the bytes in few hand-overs.
+	rd.r = readers.Get().(*bufio.Reader)
+	rd.r.Reset(rd.tee)
+	return rd, nil
+}
+
+// finish reads what the parser left and returns the digest and the raw copy's name.
+// An error means the spool or the blob store failed. It may be called again.
+func (rd *reading) finish() (kept, error) {
+	if rd.finished {
+		return rd.k, rd.err
 	}
-	_, err = io.Copy(io.Discard, tee)
-	if check != nil {
-		check.Close(err)
+	rd.finished = true
+	_, err := io.Copy(io.Discard, rd.tee)
+	if rd.check != nil {
+		rd.check.Close(err)
 	}
-	var k kept
-	if rawW != nil {
-		rawW.CloseWithError(err)
-		s := <-stored
+	if rd.rawW != nil {
+		rd.rawW.CloseWithError(err)
+		s := <-rd.stored
 		if s.err != nil {
-			return kept{}, fmt.Errorf("process message: keep raw message: %w", s.err)
+			rd.err = fmt.Errorf("process message: keep raw message: %w", s.err)
+			return kept{}, rd.err
 		}
-		k.rawBlob = s.rawBlob
+		rd.k.rawBlob = s.rawBlob
 	}
 	if err != nil {
-		return kept{}, fmt.Errorf("process message: %w", err)
+		rd.err = fmt.Errorf("process message: %w", err)
+		return kept{}, rd.err
 	}
-	k.digest = digest.Sum()
-	return k, nil
+	rd.k.digest = rd.digest.Sum()
+	return rd.k, nil
+}
+
+// stop ends the copies, when the read was given up before finish (a panic in the
+// parser, a failure), and hands the buffer back.
+func (rd *reading) stop() {
+	if rd.check != nil {
+		// A no-op when the read ended normally.
+		rd.check.Close(errWalkStopped)
+	}
+	if rd.rawW != nil {
+		rd.rawW.CloseWithError(errWalkStopped)
+	}
+	rd.r.Reset(nil)
+	readers.Put(rd.r)
+	rd.r = nil
 }
 
 // readers hold the large buffers keep reads through, reused between messages: at

@@ -147,63 +147,174 @@ func (p *MailProcessor) Handle(ctx context.Context, loc Location, raw io.ReadSee
 }
 
 func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSeeker) (Report, error) {
-	// One read keeps the raw copy, computes the digest and reads the headers and the
-	// text; the attachments are decoded only once the mail is to be added, as they
-	// stream into the blob store, so a refused mail costs that read and no more.
-	var msg *mail.Message
-	var perr error
+	// One read keeps the raw copy and computes the digest while the parser reads the
+	// header, then the text, and — only for a mail to add — the attachments, decoded
+	// once on their way into the blob store. A refused mail costs that read with its
+	// attachments skipped.
 	check := p.beginVerdict(ctx, raw)
-	k, err := p.keep(ctx, raw, check, func(r io.Reader) { msg, perr = mail.ReadText(r, p.opt.Limits) })
+	rd, err := p.read(ctx, raw, check)
+	if err != nil {
+		return Report{}, err
+	}
+	defer rd.stop()
+	text, perr := mail.Begin(rd.r, p.opt.Limits)
+	msg := text.Message()
+	var d *decision
+	if perr == nil && msg.AutoReply == "" && !check.NeedsMessage() {
+		// The verdict came with the header (a trusted Authentication-Results, or no
+		// signature to check): the mail is decided before its parts are read.
+		if d, err = p.decide(ctx, msg, check.Verdict()); err != nil {
+			return Report{}, err
+		}
+		if d.problem == nil {
+			return p.addInOneRead(ctx, loc, raw, rd, text, d)
+		}
+	}
+	if perr == nil {
+		perr = text.Rest(nil)
+	}
+	k, err := rd.finish()
 	if err != nil {
 		return Report{}, err
 	}
 	// Waited for whatever the outcome, so that no check outlives the message.
 	verdict := check.Verdict()
 	failpoint.Reached("ingest.kept")
-	if perr != nil && !isMessageProblem(perr) {
-		return Report{}, fmt.Errorf("process message: %w", perr)
-	}
-	rep, u := p.prepare(loc, k, msg)
 	if perr != nil {
-		return p.refuse(ctx, loc, &rep, u, Quarantined, CodeOf(perr), perr.Error())
+		return p.refuseFault(ctx, loc, k, msg, perr)
 	}
+	rep, u := p.prepare(loc, msg)
+	p.complete(&rep, &u, k, msg)
 	if msg.AutoReply != "" {
 		return p.refuse(ctx, loc, &rep, u, Ignored, CodeAutoReply, "auto-reply or bounce: "+msg.AutoReply)
 	}
-	rep.SenderAuth = verdict
-	u.Meta["sender_auth"] = string(rep.SenderAuth.Result)
-	u.Meta["sender_auth_method"] = rep.SenderAuth.Method
-	u.Meta["sender_auth_domain"] = rep.SenderAuth.Domain
-
-	m, err := p.matcher().Match(ctx, msg)
-	rep.CaseNumber, rep.MatchedBy = m.CaseNumber, m.By
-	u.CaseNumber = m.CaseNumber
-	u.ProvenRecipient = m.Proven
-	u.Meta["matched_by"] = m.By
-	if err != nil && !isMessageProblem(err) {
-		return rep, fmt.Errorf("process message: %w", err)
-	}
-	if rep.SenderAuth.Result == senderauth.Fail {
-		return p.refuse(ctx, loc, &rep, u, Quarantined, CodeSenderNotVerified, p.reason(ErrSenderNotVerified, msg, m, rep.SenderAuth))
-	}
-	if err != nil {
-		return p.refuse(ctx, loc, &rep, u, Quarantined, CodeOf(err), p.reason(err, msg, m, rep.SenderAuth))
-	}
-	if err := p.checkSender(ctx, msg, m, rep.SenderAuth); err != nil {
-		if isMessageProblem(err) {
-			return p.refuse(ctx, loc, &rep, u, Quarantined, CodeOf(err), p.reason(err, msg, m, rep.SenderAuth))
+	p.verdictMeta(&rep, u, verdict)
+	if d == nil {
+		if d, err = p.decide(ctx, msg, verdict); err != nil {
+			return Report{}, err
 		}
-		return rep, fmt.Errorf("process message: %w", err)
 	}
+	p.matchMeta(&rep, &u, d.match)
+	if d.problem != nil {
+		return p.refuse(ctx, loc, &rep, u, Quarantined, CodeOf(d.problem), p.reason(d.problem, msg, d.match, verdict))
+	}
+	// The verdict needed the whole mail: its attachments are read a second time.
 	u.Files = p.files(raw)
 	out, err := p.svc.AddUpdate(ctx, u)
+	return p.added(ctx, loc, rep, u, out, err, msg, d)
+}
+
+// decision is what the header says of a mail: the case it names, and the problem
+// that refuses it (nil when it is to be added).
+type decision struct {
+	match   Match
+	verdict senderauth.Verdict
+	problem error
+}
+
+// decide matches a mail to its case and applies the sender policy; an error is the
+// infrastructure's.
+func (p *MailProcessor) decide(ctx context.Context, msg *mail.Message, v senderauth.Verdict) (*decision, error) {
+	m, err := p.matcher().Match(ctx, msg)
+	d := &decision{match: m, verdict: v}
+	switch {
+	case err != nil && !isMessageProblem(err):
+		return nil, fmt.Errorf("process message: %w", err)
+	case v.Result == senderauth.Fail:
+		d.problem = ErrSenderNotVerified
+	case err != nil:
+		d.problem = err
+	default:
+		err = p.checkSender(ctx, msg, m, v)
+		if err != nil && !isMessageProblem(err) {
+			return nil, fmt.Errorf("process message: %w", err)
+		}
+		d.problem = err
+	}
+	return d, nil
+}
+
+// addInOneRead adds a mail decided from its header while the read goes on: AddUpdate
+// stores the attachments as the parser meets them, and once the read is over, the
+// digest (the external id), the text and the raw copy complete the update before
+// its commit.
+func (p *MailProcessor) addInOneRead(ctx context.Context, loc Location, raw io.ReadSeeker, rd *reading, text *mail.Reading, d *decision) (Report, error) {
+	msg := text.Message()
+	rep, u := p.prepare(loc, msg)
+	p.verdictMeta(&rep, u, d.verdict)
+	p.matchMeta(&rep, &u, d.match)
+	// restErr is how the walk of the parts ended; fileFault says it ended at a file
+	// (its bytes, its type, the store), not at a fault ReadText finds too.
+	var restErr error
+	var fileFault bool
+	u.Files = func(yield func(casebook.File) error) error {
+		restErr = text.Rest(fileOf(func(f casebook.File) error {
+			err := yield(f)
+			fileFault = err != nil
+			return err
+		}))
+		return restErr
+	}
+	u.Finish = func(f *casebook.Update) error {
+		k, err := rd.finish()
+		if err != nil {
+			return err
+		}
+		failpoint.Reached("ingest.kept")
+		p.complete(&rep, f, k, msg)
+		return nil
+	}
+	out, err := p.svc.AddUpdate(ctx, u)
+	if err == nil || !isMessageProblem(err) {
+		return p.added(ctx, loc, rep, u, out, err, msg, d)
+	}
+	// Refused inside the write path (not a contact, a closed case, a file no channel
+	// takes, a fault in the mail): the read is completed for the quarantine's record.
+	var perr error
+	if !text.Started() {
+		perr = text.Rest(nil)
+	} else if !fileFault {
+		perr = restErr
+	}
+	k, ferr := rd.finish()
+	if ferr != nil {
+		return Report{}, ferr
+	}
+	failpoint.Reached("ingest.kept")
+	if perr != nil {
+		// A fault in the mail itself is reported as when the read finds it before the
+		// decision.
+		return p.refuseFault(ctx, loc, k, msg, perr)
+	}
+	if restErr != nil {
+		// The walk stopped at a file, maybe before the text: read it again.
+		msg = p.header(raw)
+	}
+	p.complete(&rep, &u, k, msg)
+	return p.added(ctx, loc, rep, u, out, err, msg, d)
+}
+
+// refuseFault quarantines a mail the parser found fault with (perr), or returns perr
+// when it came from the spool.
+func (p *MailProcessor) refuseFault(ctx context.Context, loc Location, k kept, msg *mail.Message, perr error) (Report, error) {
+	if !isMessageProblem(perr) {
+		return Report{}, fmt.Errorf("process message: %w", perr)
+	}
+	rep, u := p.prepare(loc, msg)
+	p.complete(&rep, &u, k, msg)
+	return p.refuse(ctx, loc, &rep, u, Quarantined, CodeOf(perr), perr.Error())
+}
+
+// added reports what AddUpdate did with a mail, and quarantines a mail the write
+// path refused.
+func (p *MailProcessor) added(ctx context.Context, loc Location, rep Report, u casebook.Update, out casebook.Outcome, err error, msg *mail.Message, d *decision) (Report, error) {
 	if err != nil {
 		if isMessageProblem(err) {
-			return p.refuse(ctx, loc, &rep, u, Quarantined, CodeOf(err), p.reason(err, msg, m, rep.SenderAuth))
+			return p.refuse(ctx, loc, &rep, u, Quarantined, CodeOf(err), p.reason(err, msg, d.match, d.verdict))
 		}
 		return rep, fmt.Errorf("process message: %w", err)
 	}
-	rep.Result = Result{Disposition: Processed, Case: p.svc.Refs().Format(m.CaseNumber)}
+	rep.Result = Result{Disposition: Processed, Case: p.svc.Refs().Format(d.match.CaseNumber)}
 	for _, a := range out.Attachments {
 		rep.Attachments = append(rep.Attachments, mail.Attachment{Filename: a.Filename, ContentType: a.ContentType,
 			Inline: a.Inline, Size: a.Size, SHA256: a.SHA256})
@@ -221,25 +332,34 @@ func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSee
 	return rep, nil
 }
 
-// prepare fills the report and the update every outcome shares. The raw message is
-// kept so a person can always see what arrived, whatever becomes of it (unless it is
-// over the size limit).
-func (p *MailProcessor) prepare(loc Location, k kept, msg *mail.Message) (Report, casebook.Update) {
+func (p *MailProcessor) verdictMeta(rep *Report, u casebook.Update, v senderauth.Verdict) {
+	rep.SenderAuth = v
+	u.Meta["sender_auth"] = string(v.Result)
+	u.Meta["sender_auth_method"] = v.Method
+	u.Meta["sender_auth_domain"] = v.Domain
+}
+
+func (p *MailProcessor) matchMeta(rep *Report, u *casebook.Update, m Match) {
+	rep.CaseNumber, rep.MatchedBy = m.CaseNumber, m.By
+	u.CaseNumber = m.CaseNumber
+	u.ProvenRecipient = m.Proven
+	u.Meta["matched_by"] = m.By
+}
+
+// prepare fills the report and the update every outcome shares from the header;
+// complete adds what the end of the read gives.
+func (p *MailProcessor) prepare(loc Location, msg *mail.Message) (Report, casebook.Update) {
 	rep := Report{
-		MessageID:  msg.MessageID,
-		From:       msg.From.Address,
-		Subject:    msg.Subject,
-		ExternalID: ExternalID(k.digest, msg.MessageID),
+		MessageID: msg.MessageID,
+		From:      msg.From.Address,
+		Subject:   msg.Subject,
 	}
 	u := casebook.Update{
-		Source:     casebook.SourceEmail,
-		ExternalID: rep.ExternalID,
-		Author:     casebook.Author{Kind: casebook.IdentityEmail, Value: msg.From.Address, Name: msg.From.Name},
-		Body:       msg.Reply,
+		Source: casebook.SourceEmail,
+		Author: casebook.Author{Kind: casebook.IdentityEmail, Value: msg.From.Address, Name: msg.From.Name},
 		Meta: map[string]string{
 			"message_id": msg.MessageID,
 			"subject":    msg.Subject,
-			"digest":     k.digest,
 		},
 	}
 	if loc.Mailbox != "" {
@@ -249,10 +369,20 @@ func (p *MailProcessor) prepare(loc Location, k kept, msg *mail.Message) (Report
 		u.Meta["uid"] = strconv.FormatUint(uint64(loc.UID), 10)
 		u.Meta["uidvalidity"] = strconv.FormatUint(uint64(loc.UIDValidity), 10)
 	}
+	return rep, u
+}
+
+// complete adds the external id, the text and the raw copy to rep and u. The raw
+// message is kept so a person can always see what arrived, whatever becomes of it
+// (unless it is over the size limit).
+func (p *MailProcessor) complete(rep *Report, u *casebook.Update, k kept, msg *mail.Message) {
+	rep.ExternalID = ExternalID(k.digest, msg.MessageID)
+	u.ExternalID = rep.ExternalID
+	u.Body = msg.Reply
+	u.Meta["digest"] = k.digest
 	if k.rawBlob != "" {
 		u.Meta["raw_blob"] = k.rawBlob
 	}
-	return rep, u
 }
 
 // Quarantine files the message at loc in quarantine with reason, without trying to
@@ -267,11 +397,18 @@ func (p *MailProcessor) Quarantine(ctx context.Context, loc Location, raw io.Rea
 			res, err = Result{}, fmt.Errorf("quarantine message: panic: %v", v)
 		}
 	}()
-	k, err := p.keep(ctx, raw, nil, nil)
+	rd, err := p.read(ctx, raw, nil)
 	if err != nil {
 		return Result{}, err
 	}
-	rep, u := p.prepare(loc, k, p.header(raw))
+	defer rd.stop()
+	k, err := rd.finish()
+	if err != nil {
+		return Result{}, err
+	}
+	msg := p.header(raw)
+	rep, u := p.prepare(loc, msg)
+	p.complete(&rep, &u, k, msg)
 	rep, err = p.refuse(ctx, loc, &rep, u, Quarantined, CodeFailedRepeatedly, reason)
 	return rep.Result, err
 }
@@ -302,9 +439,7 @@ func (p *MailProcessor) files(raw io.ReadSeeker) casebook.FileSeq {
 		if _, err := raw.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		return mail.Attachments(raw, p.opt.Limits, func(a mail.Attachment, body io.Reader) error {
-			return yield(casebook.File{Name: a.Filename, ContentType: a.DeclaredType, Inline: a.Inline, Body: body})
-		})
+		return mail.Attachments(raw, p.opt.Limits, fileOf(yield))
 	}
 }
 
@@ -398,40 +533,52 @@ func ExternalID(digest, messageID string) string {
 // kept in its meta; its external id is the one the message had, so releasing twice
 // adds it once.
 func (p *MailProcessor) Release(ctx context.Context, raw io.ReadSeeker, caseNumber int64, rawBlob, vouchedBy string) (casebook.Outcome, error) {
-	// One read gives the digest and the text; the files are decoded once, as they are
+	// One read gives the digest, the text and the files, each decoded once as it is
 	// stored.
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
 		return casebook.Outcome{}, fmt.Errorf("release: %w", err)
 	}
 	d := mail.NewDigester()
-	msg, err := mail.ReadText(io.TeeReader(raw, d), p.opt.Limits)
+	text, err := mail.Begin(io.TeeReader(raw, d), p.opt.Limits)
 	if err != nil {
 		return casebook.Outcome{}, fmt.Errorf("release: %w", err)
 	}
-	// Whatever ReadText left unread still counts for the digest.
-	if _, err := io.Copy(d, raw); err != nil {
-		return casebook.Outcome{}, fmt.Errorf("release: %w", err)
-	}
-	digest := d.Sum()
+	msg := text.Message()
 	c, err := p.st.CaseByNumber(ctx, caseNumber)
 	if err != nil {
 		return casebook.Outcome{}, fmt.Errorf("release: %w", err)
 	}
 	return p.svc.AddUpdate(ctx, casebook.Update{
 		Source:       casebook.SourceEmail,
-		ExternalID:   ExternalID(digest, msg.MessageID),
 		CaseNumber:   caseNumber,
 		Author:       casebook.Author{Kind: casebook.IdentityEmail, Value: msg.From.Address, Name: msg.From.Name},
 		ChannelOrgID: c.OrgID,
-		Body:         msg.Reply,
-		Files:        p.files(raw),
+		Files: func(yield func(casebook.File) error) error {
+			return text.Rest(fileOf(yield))
+		},
+		Finish: func(u *casebook.Update) error {
+			// Whatever the parser left unread still counts for the digest.
+			if _, err := io.Copy(d, raw); err != nil {
+				return err
+			}
+			digest := d.Sum()
+			u.ExternalID, u.Body = ExternalID(digest, msg.MessageID), msg.Reply
+			u.Meta["digest"] = digest
+			return nil
+		},
 		Meta: map[string]string{
 			"message_id": msg.MessageID,
 			"subject":    msg.Subject,
-			"digest":     digest,
 			"raw_blob":   rawBlob,
 			"matched_by": MatchedByRelease,
 			"vouched_by": vouchedBy,
 		},
 	})
+}
+
+// fileOf hands each attachment the parser meets to the write path's yield.
+func fileOf(yield func(casebook.File) error) func(a mail.Attachment, body io.Reader) error {
+	return func(a mail.Attachment, body io.Reader) error {
+		return yield(casebook.File{Name: a.Filename, ContentType: a.DeclaredType, Inline: a.Inline, Body: body})
+	}
 }

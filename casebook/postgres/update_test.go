@@ -207,6 +207,63 @@ func TestAddUpdateConcurrentReplay(t *testing.T) {
 	}
 }
 
+// TestAddUpdateFinish: a channel that learns its external id, text and meta only at
+// the end of its input (email read once) hands them over in Finish, after its files;
+// the replay check then runs, and a Finish that fails or names no id commits nothing.
+func TestAddUpdateFinish(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	finishing := func(ext string, err error) casebook.Update {
+		u := f.update("", file("scan.txt", []byte("read once")))
+		u.Body = ""
+		u.Meta = map[string]string{"subject": "scan"}
+		u.Finish = func(u *casebook.Update) error {
+			u.ExternalID, u.Body = ext, "the text, read last"
+			u.Meta["digest"] = ext
+			return err
+		}
+		return u
+	}
+	first, err := f.svc.AddUpdate(ctx, finishing("late", nil))
+	if err != nil || first.Result != casebook.ResultAdded {
+		t.Fatalf("first = %+v, %v", first, err)
+	}
+	var body, meta string
+	if err := f.st.DB().QueryRow(`SELECT body, meta->>'digest' FROM updates WHERE external_id = 'late'`).Scan(&body, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if body != "the text, read last" || meta != "late" {
+		t.Errorf("stored body %q, digest %q", body, meta)
+	}
+	tests := []struct {
+		name    string
+		u       casebook.Update
+		want    casebook.Result
+		wantErr error
+	}{
+		{"a replay", finishing("late", nil), casebook.ResultDuplicate, nil},
+		{"the read fails", finishing("other", errors.New("spool lost")), "", nil},
+		{"no id once read", finishing("", nil), "", casebook.ErrInvalidInput},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := f.svc.AddUpdate(ctx, tt.u)
+			if out.Result != tt.want || (tt.want == "") != (err != nil) || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
+				t.Fatalf("outcome %+v, %v; want %q, %v", out, err, tt.want, tt.wantErr)
+			}
+			if tt.want == casebook.ResultDuplicate && out.UpdateID != first.UpdateID {
+				t.Errorf("replay names update %d, want %d", out.UpdateID, first.UpdateID)
+			}
+		})
+	}
+	if n := count(t, f.st, `SELECT count(*) FROM updates`); n != 1 {
+		t.Errorf("updates = %d, want 1", n)
+	}
+	if n := count(t, f.st, `SELECT count(*) FROM outbox`); n != 1 {
+		t.Errorf("outbox rows = %d, want 1", n)
+	}
+}
+
 // failingStore fails the commit once: a crash between writing the blobs and the commit.
 type failingStore struct {
 	*postgres.Store

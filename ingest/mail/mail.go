@@ -11,6 +11,7 @@
 package mail
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -169,22 +170,64 @@ func Parse(r io.Reader, lim Limits) (*Message, error) {
 // one read of its bytes and no more. Errors are as Parse's; the Message then holds
 // what could be read, and it never lists attachments.
 func ReadText(r io.Reader, lim Limits) (*Message, error) {
-	m := &Message{}
-	var plain, html textBuf
-	w := &walker{
+	rd, err := Begin(r, lim)
+	if err == nil {
+		err = rd.Rest(nil)
+	}
+	return rd.Message(), err
+}
+
+// Reading reads one message once, in two steps: Begin reads the top-level header and
+// Rest the parts. In between, the caller decides from the header alone what the parts
+// are for: Rest either hands each attachment over decoded as the walk meets it, or
+// skips them undecoded as ReadText does.
+type Reading struct {
+	w           walker
+	h           textproto.Header
+	br          *bufio.Reader
+	m           Message
+	plain, html textBuf
+	started     bool
+}
+
+// Begin reads the header of the message in r. The Message then holds its fields. An
+// error is about the header (ErrLimit, ErrMalformed) or comes from r; the Message
+// holds what could be read, and Rest must not be called.
+func Begin(r io.Reader, lim Limits) (*Reading, error) {
+	rd := &Reading{}
+	rd.w = walker{
 		lim:      lim.WithDefaults(),
-		onHeader: func(h textproto.Header) { readHeader(m, h) },
+		onHeader: func(h textproto.Header) { readHeader(&rd.m, h) },
 		onText: func(mediaType, charset string, body io.Reader) error {
 			if mediaType == "text/html" {
-				return html.add(charset, body)
+				return rd.html.add(charset, body)
 			}
-			return plain.add(charset, body)
+			return rd.plain.add(charset, body)
 		},
 	}
-	err := w.walk(r)
-	m.setText(plain.String(), html.String())
-	return m, err
+	var err error
+	rd.h, rd.br, err = rd.w.head(r)
+	return rd, err
 }
+
+// Rest reads the parts after the header, once: the text goes into the Message, and
+// each attachment, when fn is set, to fn as Attachments hands it over (fn's error
+// stops the walk and is returned); without fn the attachments are skipped undecoded.
+// Errors are as Parse's.
+func (rd *Reading) Rest(fn func(a Attachment, body io.Reader) error) error {
+	rd.started = true
+	rd.w.onFile = fn
+	err := rd.w.body(rd.h, rd.br)
+	rd.m.setText(rd.plain.String(), rd.html.String())
+	return err
+}
+
+// Started says whether Rest was called.
+func (rd *Reading) Started() bool { return rd.started }
+
+// Message returns the message as read so far: the header's fields after Begin, with
+// the text after Rest.
+func (rd *Reading) Message() *Message { return &rd.m }
 
 // setText fills Text and Reply from the plain and HTML parts.
 func (m *Message) setText(plain, html string) {

@@ -45,6 +45,16 @@ func (h *headerCap) Read(p []byte) (int, error) {
 }
 
 func (w *walker) walk(r io.Reader) error {
+	h, br, err := w.head(r)
+	if err != nil {
+		return err
+	}
+	return w.body(h, br)
+}
+
+// head reads the top-level header. It is apart from body so that a caller can decide
+// from the header alone what the parts are for before any of them is read.
+func (w *walker) head(r io.Reader) (textproto.Header, *bufio.Reader, error) {
 	msgErr := limitErr("message is larger than %d bytes", w.lim.MaxMessageSize)
 	cr := &capReader{r: r, max: w.lim.MaxMessageSize, err: msgErr}
 	w.raw = cr
@@ -56,13 +66,18 @@ func (w *walker) walk(r io.Reader) error {
 	}
 	switch {
 	case errors.Is(err, errHeaderTooBig):
-		return limitErr("header is larger than %d bytes", w.lim.MaxHeaderBytes)
+		return h, nil, limitErr("header is larger than %d bytes", w.lim.MaxHeaderBytes)
 	case errors.Is(err, ErrLimit):
-		return err
+		return h, nil, err
 	case err != nil && !errors.Is(err, io.EOF):
-		return malformed("header: %v", err)
+		return h, nil, malformed("header: %v", err)
 	}
 	hc.n = 1<<63 - 1
+	return h, br, nil
+}
+
+// body walks the parts after head.
+func (w *walker) body(h textproto.Header, br *bufio.Reader) error {
 	if err := w.entity(h, br, 0); err != nil {
 		return err
 	}
