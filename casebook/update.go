@@ -89,8 +89,8 @@ type Update struct {
 	// for a channel that reads its input once and learns some of the update only at
 	// its end: email adds a mail while reading it, and its external id (the digest of
 	// the whole message), its text and its raw copy are known once the read is over.
-	// Finish fills them in; ExternalID may be empty until then, and the replay check
-	// waits for it.
+	// Finish fills them in; ExternalID may be empty until then, and a replay is then
+	// found by the commit.
 	Finish func(u *Update) error
 	// Meta is channel detail kept with the update (how the case was matched, thread ids).
 	Meta       map[string]string
@@ -281,8 +281,10 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 		return Outcome{}, fmt.Errorf("add update: %w: source and external id are required", ErrInvalidInput)
 	}
 	if u.ExternalID != "" {
-		if out, err := s.replayed(ctx, u); err != nil || out.Result == ResultDuplicate {
-			return out, err
+		if id, err := s.store.UpdateIDByExternalID(ctx, u.Source, u.ExternalID); err == nil {
+			return Outcome{Result: ResultDuplicate, UpdateID: id}, nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return Outcome{}, fmt.Errorf("add update: %w", err)
 		}
 	}
 
@@ -348,14 +350,9 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 		})
 	}
 	if err == nil && u.Finish != nil {
+		// A replay is found by the commit: the files are stored by now, and a look
+		// first would cost every update a round trip to spare a rare replay nothing.
 		err = s.finish(&u, &nu)
-		var out Outcome
-		if err == nil {
-			out, err = s.replayed(ctx, u)
-		}
-		if err != nil || out.Result == ResultDuplicate {
-			return out, err
-		}
 	}
 	if err == nil && len(nu.Attachments) > 0 && (author == nil || author.ID != c.OwnerID) {
 		nu.Notify = s.ownerNotification(c, nu)
@@ -365,7 +362,13 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 		id, err = s.store.CommitUpdate(ctx, nu)
 	}
 	if errors.Is(err, ErrDuplicate) {
-		return Outcome{Result: ResultDuplicate}, nil
+		// A replay the look before the files did not see (a concurrent one, or an id
+		// that came with Finish): named now, at no cost to the updates that are new.
+		out := Outcome{Result: ResultDuplicate}
+		if id, err := s.store.UpdateIDByExternalID(ctx, u.Source, nu.ExternalID); err == nil {
+			out.UpdateID = id
+		}
+		return out, nil
 	}
 	if err != nil {
 		// The blobs stay: the sweep removes those no row names once the grace period
@@ -379,18 +382,6 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 	s.log.InfoContext(ctx, "update added", "case", s.opt.Refs.Format(c.Number), "source", u.Source,
 		"external_id", u.ExternalID, "attachments", len(nu.Attachments), "reopened", nu.Reopen)
 	return Outcome{Result: ResultAdded, UpdateID: id, Case: c, Attachments: nu.Attachments, Reopened: nu.Reopen}, nil
-}
-
-// replayed reports an update whose (source, external id) was added before.
-func (s *Service) replayed(ctx context.Context, u Update) (Outcome, error) {
-	id, err := s.store.UpdateIDByExternalID(ctx, u.Source, u.ExternalID)
-	switch {
-	case err == nil:
-		return Outcome{Result: ResultDuplicate, UpdateID: id}, nil
-	case errors.Is(err, ErrNotFound):
-		return Outcome{}, nil
-	}
-	return Outcome{}, fmt.Errorf("add update: %w", err)
 }
 
 // finish runs u.Finish and takes what it filled in into nu.

@@ -35,18 +35,25 @@ func (s *dirSyncs) sync(dir string) error {
 }
 
 // round fsyncs what is queued, then hands the next round, if any, to a new goroutine,
-// so that the writer that led this one is not held up by later writers.
+// so that the writer that led this one is not held up by later writers. The
+// directories of a round are fsynced at once, each waiter answered when its own is
+// done: objects fan out over 256 directories, so a round under load holds several,
+// and one after the other each would wait out every write before it.
 func (s *dirSyncs) round() {
 	s.mu.Lock()
 	batch := s.queued
 	s.queued = nil
 	s.mu.Unlock()
+	var wg sync.WaitGroup
 	for dir, waiters := range batch {
-		err := s.fsync(dir)
-		for _, w := range waiters {
-			w <- err
-		}
+		wg.Go(func() {
+			err := s.fsync(dir)
+			for _, w := range waiters {
+				w <- err
+			}
+		})
 	}
+	wg.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.queued) == 0 {

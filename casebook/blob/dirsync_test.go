@@ -118,3 +118,47 @@ func TestDirSyncsWaitForALaterRound(t *testing.T) {
 		t.Errorf("%d fsyncs, want 2", n)
 	}
 }
+
+// The directories of one round are fsynced at once: neither of two directories queued
+// together waits for the other's fsync to finish.
+func TestDirSyncsRoundIsConcurrent(t *testing.T) {
+	hold := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	both := &sync.WaitGroup{}
+	both.Add(2)
+	s := &dirSyncs{fsync: func(dir string) error {
+		switch dir {
+		case "first":
+			entered <- struct{}{}
+			<-hold
+			return nil
+		}
+		// Each of x and y returns only once the other has started.
+		both.Done()
+		met := make(chan struct{})
+		go func() { both.Wait(); close(met) }()
+		select {
+		case <-met:
+			return nil
+		case <-time.After(5 * time.Second):
+			return errors.New("fsynced alone: the other directory waited for this one")
+		}
+	}}
+	var wg sync.WaitGroup
+	wg.Go(func() { s.sync("first") })
+	<-entered
+	errs := make(chan error, 2)
+	for _, dir := range []string{"x", "y"} {
+		wg.Go(func() { errs <- s.sync(dir) })
+	}
+	// Let both queue behind the held round, so that they share the next one.
+	time.Sleep(100 * time.Millisecond)
+	close(hold)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}

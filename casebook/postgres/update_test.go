@@ -209,7 +209,7 @@ func TestAddUpdateConcurrentReplay(t *testing.T) {
 
 // TestAddUpdateFinish: a channel that learns its external id, text and meta only at
 // the end of its input (email read once) hands them over in Finish, after its files;
-// the replay check then runs, and a Finish that fails or names no id commits nothing.
+// the commit finds a replay, and a Finish that fails or names no id commits nothing.
 func TestAddUpdateFinish(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

@@ -130,7 +130,18 @@ func (a *app) dryRunProcessor(ctx context.Context) (*ingest.MailProcessor, error
 // dryRunStore reads through to PostgreSQL and drops every write.
 type dryRunStore struct{ *postgres.Store }
 
-func (dryRunStore) CommitUpdate(context.Context, casebook.NewUpdate) (int64, error) { return 0, nil }
+// CommitUpdate finds a replay as the commit would: a mail read once has its id only
+// once it is read, and the write path leaves the check to the commit then.
+func (s dryRunStore) CommitUpdate(ctx context.Context, u casebook.NewUpdate) (int64, error) {
+	_, err := s.UpdateIDByExternalID(ctx, u.Source, u.ExternalID)
+	switch {
+	case err == nil:
+		return 0, fmt.Errorf("commit update: %w", casebook.ErrDuplicate)
+	case errors.Is(err, casebook.ErrNotFound):
+		return 0, nil
+	}
+	return 0, err
+}
 
 func (dryRunStore) AddQuarantine(context.Context, string, string, string, casebook.Update) (int64, error) {
 	return 0, nil
