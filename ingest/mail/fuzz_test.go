@@ -44,26 +44,40 @@ func FuzzParse(f *testing.F) {
 		if !utf8.ValidString(m.Text) || !utf8.ValidString(m.Subject) || !utf8.ValidString(m.Reply) {
 			t.Error("text is not UTF-8")
 		}
+		// Each attachment streamed as Parse measured it: by Attachments, and by the
+		// one read of Begin and Rest, which also gives Parse's text.
+		same := func(pass string, i *int) func(a Attachment, body io.Reader) error {
+			return func(a Attachment, body io.Reader) error {
+				h := sha256.New()
+				n, err := io.Copy(h, body)
+				if err != nil {
+					return err
+				}
+				if *i >= len(m.Attachments) || m.Attachments[*i].Size != n || m.Attachments[*i].SHA256 != hex.EncodeToString(h.Sum(nil)) ||
+					m.Attachments[*i].Filename != a.Filename {
+					t.Errorf("%s: streamed attachment %d differs", pass, *i)
+				}
+				checkFilename(t, a.Filename)
+				if n > lim.MaxAttachmentSize {
+					t.Errorf("%s: attachment of %d bytes passed a limit of %d", pass, n, lim.MaxAttachmentSize)
+				}
+				*i++
+				return nil
+			}
+		}
 		var i int
-		err = Attachments(bytes.NewReader(raw), lim, func(a Attachment, body io.Reader) error {
-			h := sha256.New()
-			n, err := io.Copy(h, body)
-			if err != nil {
-				return err
-			}
-			if i >= len(m.Attachments) || m.Attachments[i].Size != n || m.Attachments[i].SHA256 != hex.EncodeToString(h.Sum(nil)) ||
-				m.Attachments[i].Filename != a.Filename {
-				t.Errorf("streamed attachment %d differs", i)
-			}
-			checkFilename(t, a.Filename)
-			if n > lim.MaxAttachmentSize {
-				t.Errorf("attachment of %d bytes passed a limit of %d", n, lim.MaxAttachmentSize)
-			}
-			i++
-			return nil
-		})
+		err = Attachments(bytes.NewReader(raw), lim, same("second pass", &i))
 		if err != nil || i != len(m.Attachments) {
 			t.Errorf("second pass: %d of %d attachments, %v", i, len(m.Attachments), err)
+		}
+		rd, err := Begin(bytes.NewReader(raw), lim)
+		if err != nil {
+			t.Fatalf("one read: the header Parse read fails: %v", err)
+		}
+		var j int
+		err = rd.Rest(same("one read", &j))
+		if got := rd.Message(); err != nil || j != len(m.Attachments) || got.Text != m.Text || got.Reply != m.Reply || got.Subject != m.Subject {
+			t.Errorf("one read: %d of %d attachments, %v; text %q, want %q", j, len(m.Attachments), err, got.Text, m.Text)
 		}
 	})
 }
