@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/casebookhq/casebook/casebook/failpoint"
 	"github.com/casebookhq/casebook/ingest/mail"
 	"github.com/casebookhq/casebook/ingest/senderauth"
 )
@@ -104,6 +105,8 @@ func (rd *reading) finish() (kept, error) {
 		return kept{}, rd.err
 	}
 	rd.k.digest = rd.digest.Sum()
+	// Kept, neither committed nor quarantined yet.
+	failpoint.Reached("ingest.kept")
 	return rd.k, nil
 }
 

@@ -179,7 +179,6 @@ func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSee
 	}
 	// Waited for whatever the outcome, so that no check outlives the message.
 	verdict := check.Verdict()
-	failpoint.Reached("ingest.kept")
 	if perr != nil {
 		return p.refuseFault(ctx, loc, k, msg, perr)
 	}
@@ -188,13 +187,13 @@ func (p *MailProcessor) handle(ctx context.Context, loc Location, raw io.ReadSee
 	if msg.AutoReply != "" {
 		return p.refuse(ctx, loc, &rep, u, Ignored, CodeAutoReply, "auto-reply or bounce: "+msg.AutoReply)
 	}
-	p.verdictMeta(&rep, u, verdict)
+	setVerdict(&rep, u, verdict)
 	if d == nil {
 		if d, err = p.decide(ctx, msg, verdict); err != nil {
 			return Report{}, err
 		}
 	}
-	p.matchMeta(&rep, &u, d.match)
+	setMatch(&rep, &u, d.match)
 	if d.problem != nil {
 		return p.refuse(ctx, loc, &rep, u, Quarantined, CodeOf(d.problem), p.reason(d.problem, msg, d.match, verdict))
 	}
@@ -241,8 +240,8 @@ func (p *MailProcessor) decide(ctx context.Context, msg *mail.Message, v sendera
 func (p *MailProcessor) addInOneRead(ctx context.Context, loc Location, raw io.ReadSeeker, rd *reading, text *mail.Reading, d *decision) (Report, error) {
 	msg := text.Message()
 	rep, u := p.prepare(loc, msg)
-	p.verdictMeta(&rep, u, d.verdict)
-	p.matchMeta(&rep, &u, d.match)
+	setVerdict(&rep, u, d.verdict)
+	setMatch(&rep, &u, d.match)
 	// restErr is how the walk of the parts ended; fileFault says it ended at a file
 	// (its bytes, its type, the store), not at a fault ReadText finds too.
 	var restErr error
@@ -260,7 +259,6 @@ func (p *MailProcessor) addInOneRead(ctx context.Context, loc Location, raw io.R
 		if err != nil {
 			return err
 		}
-		failpoint.Reached("ingest.kept")
 		p.complete(&rep, f, k, msg)
 		return nil
 	}
@@ -280,7 +278,6 @@ func (p *MailProcessor) addInOneRead(ctx context.Context, loc Location, raw io.R
 	if ferr != nil {
 		return Report{}, ferr
 	}
-	failpoint.Reached("ingest.kept")
 	if perr != nil {
 		// A fault in the mail itself is reported as when the read finds it before the
 		// decision.
@@ -332,14 +329,16 @@ func (p *MailProcessor) added(ctx context.Context, loc Location, rep Report, u c
 	return rep, nil
 }
 
-func (p *MailProcessor) verdictMeta(rep *Report, u casebook.Update, v senderauth.Verdict) {
+// setVerdict records the sender verdict in the report and the update's meta.
+func setVerdict(rep *Report, u casebook.Update, v senderauth.Verdict) {
 	rep.SenderAuth = v
 	u.Meta["sender_auth"] = string(v.Result)
 	u.Meta["sender_auth_method"] = v.Method
 	u.Meta["sender_auth_domain"] = v.Domain
 }
 
-func (p *MailProcessor) matchMeta(rep *Report, u *casebook.Update, m Match) {
+// setMatch records how the mail was matched, in the report and the update.
+func setMatch(rep *Report, u *casebook.Update, m Match) {
 	rep.CaseNumber, rep.MatchedBy = m.CaseNumber, m.By
 	u.CaseNumber = m.CaseNumber
 	u.ProvenRecipient = m.Proven
