@@ -206,9 +206,11 @@ type OutboxEntry struct {
 
 // UpdateStore is what AddUpdate needs from storage.
 type UpdateStore interface {
-	CaseByNumber(ctx context.Context, number int64) (Case, error)
-	UserByIdentity(ctx context.Context, kind IdentityKind, value string) (User, error)
-	UserByID(ctx context.Context, id int64) (User, error)
+	// CaseForUpdate returns the case numbered number (ErrCaseNotFound) and the user
+	// the author is: by Author.UserID (ErrUserNotFound when it names nobody), else by
+	// the identity (Kind, Value), nil when nobody holds it. Every update needs both
+	// before its files, so they come in one round trip.
+	CaseForUpdate(ctx context.Context, number int64, author Author) (Case, *User, error)
 	UpdateIDByExternalID(ctx context.Context, source Source, externalID string) (int64, error)
 	// CommitUpdate stores u in one transaction, or returns ErrDuplicate, or
 	// ErrCaseClosed when the case closed meanwhile.
@@ -288,11 +290,11 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 		}
 	}
 
-	c, err := s.store.CaseByNumber(ctx, u.CaseNumber)
+	c, user, err := s.store.CaseForUpdate(ctx, u.CaseNumber, u.Author)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("add update to %s: %w", s.opt.Refs.Format(u.CaseNumber), err)
 	}
-	author, err := s.authorize(ctx, c, u)
+	author, err := authorize(c, user, u)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("add update to %s: %w", s.opt.Refs.Format(c.Number), err)
 	}
@@ -398,25 +400,9 @@ func (s *Service) finish(u *Update, nu *NewUpdate) error {
 
 // authorize applies DESIGN's rule: the author's identity belongs to the case's org, or
 // the channel is bound to that org, or the channel proved the author received our
-// mail for the case; and the author's account, when there is one, is not disabled. It
-// returns the author's user when one is known.
-func (s *Service) authorize(ctx context.Context, c Case, u Update) (*User, error) {
-	var user *User
-	switch {
-	case u.Author.UserID != 0:
-		usr, err := s.store.UserByID(ctx, u.Author.UserID)
-		if err != nil {
-			return nil, err
-		}
-		user = &usr
-	case u.Author.Kind != "" && u.Author.Value != "":
-		usr, err := s.store.UserByIdentity(ctx, u.Author.Kind, u.Author.Value)
-		if err == nil {
-			user = &usr
-		} else if !errors.Is(err, ErrUserNotFound) {
-			return nil, err
-		}
-	}
+// mail for the case; and the author's account (user, nil when the author is nobody
+// known), when there is one, is not disabled. It returns that user.
+func authorize(c Case, user *User, u Update) (*User, error) {
 	if u.ChannelOrgID != 0 && c.OrgID != u.ChannelOrgID {
 		// A case of another org looks exactly like an unknown case.
 		return nil, ErrCaseNotFound

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/lib/pq"
 
@@ -19,6 +20,46 @@ func (s *Store) UpdateIDByExternalID(ctx context.Context, source casebook.Source
 		return 0, fmt.Errorf("update %s/%s: %w", source, externalID, notFound(err, casebook.ErrNotFound))
 	}
 	return id, nil
+}
+
+// caseForUpdateSQL reads a case and its update's author in one round trip; the
+// author's columns are NULL when the author is nobody known.
+var caseForUpdateSQL = `SELECT ` + caseColumns + `,
+	a.id AS author_id, a.org_id AS author_org_id, a.email AS author_email, a.name AS author_name,
+	a.staff AS author_staff, a.disabled_at IS NOT NULL AS author_disabled,
+	a.created_at AS author_created_at, a.session_epoch AS author_session_epoch` + caseJoins + `
+	LEFT JOIN users a ON a.id = CASE WHEN $2::bigint <> 0 THEN $2::bigint
+		ELSE (SELECT user_id FROM identities WHERE kind = $3 AND value = $4) END
+	WHERE c.number = $1`
+
+// CaseForUpdate implements casebook.UpdateStore.
+func (s *Store) CaseForUpdate(ctx context.Context, number int64, author casebook.Author) (casebook.Case, *casebook.User, error) {
+	var row struct {
+		casebook.Case
+		ID           sql.NullInt64  `db:"author_id"`
+		OrgID        *int64         `db:"author_org_id"`
+		Email        sql.NullString `db:"author_email"`
+		Name         sql.NullString `db:"author_name"`
+		Staff        sql.NullBool   `db:"author_staff"`
+		Disabled     bool           `db:"author_disabled"`
+		CreatedAt    sql.NullTime   `db:"author_created_at"`
+		SessionEpoch sql.NullInt64  `db:"author_session_epoch"`
+	}
+	value := author.Value
+	if author.Kind == casebook.IdentityEmail {
+		value = strings.ToLower(strings.TrimSpace(value))
+	}
+	if err := s.hot.GetContext(ctx, &row, caseForUpdateSQL, number, author.UserID, author.Kind, value); err != nil {
+		return casebook.Case{}, nil, fmt.Errorf("case %d: %w", number, notFound(err, casebook.ErrCaseNotFound))
+	}
+	if !row.ID.Valid {
+		if author.UserID != 0 {
+			return row.Case, nil, fmt.Errorf("user %d: %w", author.UserID, casebook.ErrUserNotFound)
+		}
+		return row.Case, nil, nil
+	}
+	return row.Case, &casebook.User{ID: row.ID.Int64, OrgID: row.OrgID, Email: row.Email.String, Name: row.Name.String,
+		Staff: row.Staff.Bool, Disabled: row.Disabled, CreatedAt: row.CreatedAt.Time, SessionEpoch: row.SessionEpoch.Int64}, nil
 }
 
 // commitUpdateSQL is the whole commit in one statement, so it costs one round trip

@@ -264,6 +264,50 @@ func TestAddUpdateFinish(t *testing.T) {
 	}
 }
 
+// TestCaseForUpdate: the case and its update's author, read together.
+func TestCaseForUpdate(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	email := func(v string) casebook.Author { return casebook.Author{Kind: casebook.IdentityEmail, Value: v} }
+	tests := []struct {
+		name    string
+		number  int64
+		author  casebook.Author
+		want    int64 // the author's user id, 0 for nobody
+		wantErr error
+	}{
+		{"by email, in any case", f.c.Number, email(" ALICE@acme.test "), f.customer.ID, nil},
+		{"by user id", f.c.Number, casebook.Author{UserID: f.owner.ID}, f.owner.ID, nil},
+		{"an identity nobody holds", f.c.Number, email("nobody@acme.test"), 0, nil},
+		{"no author", f.c.Number, casebook.Author{}, 0, nil},
+		{"a user id that names nobody", f.c.Number, casebook.Author{UserID: 1 << 40}, 0, casebook.ErrUserNotFound},
+		{"no such case", f.c.Number + 1000, email("alice@acme.test"), 0, casebook.ErrCaseNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, u, err := f.st.CaseForUpdate(ctx, tt.number, tt.author)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("error %v, want %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if c.ID != f.c.ID || c.OrgDomain != "acme.test" || c.Owner != "sam@support.test" {
+				t.Errorf("case %+v", c)
+			}
+			switch {
+			case tt.want == 0 && u != nil:
+				t.Errorf("author %+v, want nobody", u)
+			case tt.want != 0 && (u == nil || u.ID != tt.want):
+				t.Errorf("author %+v, want user %d", u, tt.want)
+			}
+		})
+	}
+	if _, u, _ := f.st.CaseForUpdate(ctx, f.c.Number, email("alice@acme.test")); u == nil || !u.InOrg(f.org.ID) || u.Staff || u.Disabled || u.Email != "alice@acme.test" {
+		t.Errorf("alice read as %+v", u)
+	}
+}
+
 // failingStore fails the commit once: a crash between writing the blobs and the commit.
 type failingStore struct {
 	*postgres.Store
