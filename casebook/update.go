@@ -354,7 +354,7 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 	if err == nil && u.Finish != nil {
 		// A replay is found by the commit: the files are stored by now, and a look
 		// first would cost every update a round trip to spare a rare replay nothing.
-		err = s.finish(&u, &nu)
+		err = finish(&u, &nu)
 	}
 	if err == nil && len(nu.Attachments) > 0 && (author == nil || author.ID != c.OwnerID) {
 		nu.Notify = s.ownerNotification(c, nu)
@@ -387,7 +387,7 @@ func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err err
 }
 
 // finish runs u.Finish and takes what it filled in into nu.
-func (s *Service) finish(u *Update, nu *NewUpdate) error {
+func finish(u *Update, nu *NewUpdate) error {
 	if err := u.Finish(u); err != nil {
 		return fmt.Errorf("add update: %w", err)
 	}

@@ -49,6 +49,7 @@ type reading struct {
 	err      error
 }
 
+// read starts a reading of the spooled message in raw, with its raw copy under way.
 func (p *MailProcessor) read(ctx context.Context, raw io.ReadSeeker, check *senderauth.Check) (*reading, error) {
 	size, err := raw.Seek(0, io.SeekEnd)
 	if err != nil {
@@ -125,7 +126,7 @@ func (rd *reading) stop() {
 	rd.r = nil
 }
 
-// readers hold the large buffers keep reads through, reused between messages: at
+// readers hold the large buffers a reading reads through, reused between messages: at
 // hundreds of messages a second, a new one each time is most of what the collector
 // has to do.
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
