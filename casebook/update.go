@@ -276,7 +276,8 @@ func (s *Service) MaxFileSize() int64 { return s.opt.MaxFileSize }
 // It resolves the case, checks the author may write to it, streams the files into the
 // blob store, and commits the update, its attachments, the owner's notification and
 // the channel checkpoint in one transaction. It is idempotent on (Source, ExternalID):
-// a replay returns ResultDuplicate and stores nothing.
+// a replay returns ResultDuplicate and commits nothing (with Finish, its files reach the
+// blob store first: blobs no row names are swept after the grace period).
 func (s *Service) AddUpdate(ctx context.Context, u Update) (out Outcome, err error) {
 	defer func() { s.observe(u.Source, out, err) }()
 	if u.Source == "" || (u.ExternalID == "" && u.Finish == nil) {
