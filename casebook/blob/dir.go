@@ -74,10 +74,7 @@ func (d *Dir) Place(ctx context.Context, f *os.File, name string) error {
 		return fmt.Errorf("fsync: %w", err)
 	}
 	failpoint.Reached("blob.synced")
-	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), final); err != nil {
+	if err := d.rename(f.Name(), final); err != nil {
 		return err
 	}
 	failpoint.Reached("blob.renamed")
@@ -86,6 +83,22 @@ func (d *Dir) Place(ctx context.Context, f *os.File, name string) error {
 	}
 	failpoint.Reached("blob.placed")
 	return nil
+}
+
+// rename moves tmp to final. A fan-out directory that does not exist yet is made
+// first, and its entry in the root made durable like the object's in it.
+func (d *Dir) rename(tmp, final string) error {
+	err := os.Rename(tmp, final)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Mkdir(filepath.Dir(final), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if err := d.dirs.sync(d.root); err != nil {
+		return err
+	}
+	return os.Rename(tmp, final)
 }
 
 // Size returns the size of the object name.

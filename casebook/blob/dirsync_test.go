@@ -1,7 +1,15 @@
 package blob
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -159,6 +167,61 @@ func TestDirSyncsRoundIsConcurrent(t *testing.T) {
 	for err := range errs {
 		if err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// A Put that makes a fan-out directory makes the directory's own name durable too:
+// the root is fsynced as well as the new directory. A Put into a directory that
+// exists, or of content stored already, does not sync the root.
+func TestPlaceSyncsANewDirectoryInTheRoot(t *testing.T) {
+	root := t.TempDir()
+	d, err := NewDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var synced []string
+	d.dirs.fsync = func(dir string) error {
+		mu.Lock()
+		synced = append(synced, dir)
+		mu.Unlock()
+		return syncDir(dir)
+	}
+	s, err := New(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fanOut := func(content string) string {
+		sum := sha256.Sum256([]byte(content))
+		return filepath.Join(root, hex.EncodeToString(sum[:1]))
+	}
+	// Content whose fan-out directory exists before its Put.
+	var other string
+	for i := 0; ; i++ {
+		other = fmt.Sprint("other content ", i)
+		if fanOut(other) != fanOut("first content") {
+			break
+		}
+	}
+	if err := os.Mkdir(fanOut(other), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		content string
+		want    []string
+	}{
+		{"first content", []string{root, fanOut("first content")}},
+		{"first content", nil},
+		{other, []string{fanOut(other)}},
+	}
+	for _, tt := range tests {
+		synced = nil
+		if _, err := s.Put(context.Background(), strings.NewReader(tt.content), 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(synced, tt.want) {
+			t.Errorf("Put(%q) synced %q, want %q", tt.content, synced, tt.want)
 		}
 	}
 }
