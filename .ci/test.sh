@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (make test, .ci/run): real PostgreSQL, Dovecot, Chromium, clamd and nft,
-# then go vet and go test -race over everything.
+# then go vet, staticcheck and go test -race over everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,4 +33,6 @@ fi
 
 test -z "$(gofmt -l $(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $(git ls-files '*.go'); exit 1; }
 go vet ./...
+# staticcheck from the Go module proxy, pinned: it finds unused code and wasted values vet does not.
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go test -race -timeout 20m "$@" ./...

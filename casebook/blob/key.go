@@ -136,9 +136,6 @@ func (k *Key) OpenSecret(sealed, aad string) (string, error) {
 	return string(pt), nil
 }
 
-// IsSealed reports whether v is a sealed secret rather than a plaintext value.
-func IsSealed(v string) bool { return strings.HasPrefix(v, secretPrefix) }
-
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)

@@ -118,16 +118,25 @@ func (l *lockLog) tookAfter(t time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// lastTook returns the last time the instance took the lock.
+func (l *lockLog) lastTook() (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.took) == 0 {
+		return time.Time{}, false
+	}
+	return l.took[len(l.took)-1], true
+}
+
 // instance is one `casebook serve` process of the cluster.
 type instance struct {
-	name      string
-	web       string
-	admin     string
-	args      []string
-	cmd       *exec.Cmd
-	log       *lockLog
-	exited    chan struct{}
-	lastTaken time.Time
+	name   string
+	web    string
+	admin  string
+	args   []string
+	cmd    *exec.Cmd
+	log    *lockLog
+	exited chan struct{}
 }
 
 // cluster is three `casebook serve` processes on one PostgreSQL, one Dovecot, one
@@ -248,13 +257,8 @@ func (c *cluster) holder() *instance {
 			continue
 		default:
 		}
-		if t, ok := in.log.tookAfter(time.Time{}); ok {
-			in.log.mu.Lock()
-			t = in.log.took[len(in.log.took)-1]
-			in.log.mu.Unlock()
-			if t.After(at) {
-				best, at = in, t
-			}
+		if t, ok := in.log.lastTook(); ok && t.After(at) {
+			best, at = in, t
 		}
 	}
 	return best
