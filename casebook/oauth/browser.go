@@ -95,7 +95,15 @@ func awaitCode(ctx context.Context, ln net.Listener, state string) (string, erro
 		}
 	})}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// The page that brought the answer is still being written: Close would cut it
+		// off, and the browser would show a broken page instead of where to look.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}()
 	select {
 	case a := <-answers:
 		return a.code, a.err
