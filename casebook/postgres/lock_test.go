@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -201,7 +203,7 @@ func TestLockPassesWhenTheNetworkGoesSilent(t *testing.T) {
 	case err := <-holder:
 		t.Fatalf("the holder ended before the cut: %v", err)
 	}
-	table := fmt.Sprintf("casebook_test_%d", port)
+	table := fmt.Sprintf("casebook_test_%d_%d", os.Getpid(), port)
 	nft("add table inet " + table)
 	t.Cleanup(func() { nft("delete table inet " + table) })
 	nft("add chain inet " + table + " in { type filter hook input priority -300 ; }")
@@ -260,11 +262,24 @@ func nftables(t *testing.T) func(cmd string) {
 		return string(out)
 	}
 	// A run that died before its cleanup left its table: its port may be any
-	// connection's now.
+	// connection's now. A table is named by its test process, so that a run beside
+	// this one keeps its own.
 	for _, line := range strings.Split(nft("list tables"), "\n") {
-		if table, ok := strings.CutPrefix(strings.TrimSpace(line), "table inet casebook_test_"); ok {
-			nft("delete table inet casebook_test_" + table)
+		table, ok := strings.CutPrefix(strings.TrimSpace(line), "table inet casebook_test_")
+		if !ok {
+			continue
 		}
+		pid, _, _ := strings.Cut(table, "_")
+		if n, err := strconv.Atoi(pid); err == nil && alive(n) {
+			continue
+		}
+		nft("delete table inet casebook_test_" + table)
 	}
 	return func(cmd string) { t.Helper(); nft(cmd) }
+}
+
+// alive reports whether a process pid exists.
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -275,7 +275,7 @@ func TestServeOAuthLogs(t *testing.T) {
 	logs := &syncbuf.Buffer{}
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"serve", "--database-url", c.url, "--data-dir", c.dir, "--admin", "", "--log-level", "debug",
+		done <- run(ctx, []string{"serve", "--database-url", c.url, "--data-dir", c.dir, "--admin", "", "--http", "", "--log-level", "debug",
 			"--imap", m.imap}, &bytes.Buffer{}, logs)
 	}()
 	waitLog := func(what string) {

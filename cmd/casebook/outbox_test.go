@@ -114,7 +114,7 @@ func TestServeSendsQueuedMail(t *testing.T) {
 	done := make(chan int)
 	var out, errb bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"serve", "--database-url", c.url, "--data-dir", c.dir, "--admin", "",
+		done <- run(ctx, []string{"serve", "--database-url", c.url, "--data-dir", c.dir, "--admin", "", "--http", "",
 			"--smtp", "smtp://" + srv.Addr + "?tls=none", "--mail-from", "Acme Support <support@support.test>",
 			"--reply-address", "support@support.test", "--token-key", testTokenKey, "--base-url", "https://cases.test"}, &out, &errb)
 	}()

@@ -148,7 +148,7 @@ func TestRoundTrip(t *testing.T) {
 	done := make(chan int, 1)
 	var out, errb bytes.Buffer
 	go func() {
-		done <- run(serveCtx, []string{"serve", "--database-url", c.url, "--data-dir", c.dir, "--admin", "",
+		done <- run(serveCtx, []string{"serve", "--database-url", c.url, "--data-dir", c.dir, "--admin", "", "--http", "",
 			"--smtp", "smtp://" + srv.Addr + "?tls=none", "--mail-from", "Acme Support <support@support.test>",
 			"--reply-address", "support@support.test", "--token-key", testTokenKey, "--base-url", "https://cases.test",
 			"--imap", dove.URL("support", "INBOX")}, &out, &errb)
