@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"io"
@@ -181,8 +182,8 @@ func startDemo(t *testing.T, args ...string) *runningDemo {
 	t.Helper()
 	admin := pgtest.URL(t) // skips, or fails in CI, without PostgreSQL
 	t.Setenv("CASEBOOK_DNS_RESOLVER", dnstest.Start(t).Addr)
-	name := "casebook_demo_test_" + strings.ToLower(filepath.Base(t.TempDir()))
-	name = strings.NewReplacer("-", "_", ".", "_").Replace(name)
+	// Unique across test processes: a run beside this one has its own demos.
+	name := "casebook_demo_test_" + strings.ToLower(rand.Text())
 	t.Cleanup(func() { dropTestDatabase(t, admin, name) })
 	webAddr, adminAddr, dataDir := freeAddr(t), freeAddr(t), t.TempDir()
 
