@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"io"
@@ -182,8 +181,7 @@ func startDemo(t *testing.T, args ...string) *runningDemo {
 	t.Helper()
 	admin := pgtest.URL(t) // skips, or fails in CI, without PostgreSQL
 	t.Setenv("CASEBOOK_DNS_RESOLVER", dnstest.Start(t).Addr)
-	// Unique across test processes: a run beside this one has its own demos.
-	name := "casebook_demo_test_" + strings.ToLower(rand.Text())
+	name := pgtest.UniqueName("casebook_demo_test")
 	t.Cleanup(func() { dropTestDatabase(t, admin, name) })
 	webAddr, adminAddr, dataDir := freeAddr(t), freeAddr(t), t.TempDir()
 

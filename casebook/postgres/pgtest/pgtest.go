@@ -76,7 +76,7 @@ func setup() {
 		return
 	}
 	sweep(ctx)
-	template = uniqueName("casebook_tmpl")
+	template = UniqueName("casebook_tmpl")
 	if _, setupErr = admin.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(template)); setupErr != nil {
 		template = ""
 		return
@@ -108,7 +108,7 @@ func ready(t testing.TB) {
 func URL(t testing.TB) string {
 	t.Helper()
 	ready(t)
-	name := uniqueName("casebook_test")
+	name := UniqueName("casebook_test")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// CREATE DATABASE … TEMPLATE needs the template to have no other session, so
@@ -146,7 +146,10 @@ func dropDatabase(name string) {
 	admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(name)+" WITH (FORCE)")
 }
 
-func uniqueName(prefix string) string {
+// UniqueName returns a database name starting with prefix that no other test process
+// uses. It carries this process's id, so that the sweep of a later run drops the
+// database if this process dies before its cleanup (for the prefixes the sweep knows).
+func UniqueName(prefix string) string {
 	return fmt.Sprintf("%s_%d_%s", prefix, os.Getpid(), strings.ToLower(rand.Text()[:10]))
 }
 
@@ -168,12 +171,12 @@ func EmptyURL(t testing.TB) string {
 func UnusedURL(t testing.TB) string {
 	t.Helper()
 	ready(t)
-	name := uniqueName("casebook_test")
+	name := UniqueName("casebook_test")
 	t.Cleanup(func() { dropDatabase(name) })
 	return URLFor(name)
 }
 
-// sweep drops databases this package made in test processes that died before their
+// sweep drops databases UniqueName named in test processes that died before their
 // cleanup ran (a timeout, a kill). Their names carry the creating process id; only
 // names of that shape whose process is gone on this machine are dropped, and only on a
 // loopback server, where "this machine" is the server's machine too.
@@ -183,7 +186,7 @@ func sweep(ctx context.Context) {
 		return
 	}
 	var names []string
-	rows, err := admin.QueryContext(ctx, `SELECT datname FROM pg_database WHERE datname ~ '^casebook_(tmpl|test)_[0-9]+_[a-z0-9]+$'`)
+	rows, err := admin.QueryContext(ctx, `SELECT datname FROM pg_database WHERE datname ~ '^casebook_(tmpl|test|demo_test)_[0-9]+_[a-z0-9]+$'`)
 	if err != nil {
 		return
 	}
@@ -195,7 +198,8 @@ func sweep(ctx context.Context) {
 	}
 	rows.Close()
 	for _, n := range names {
-		pid, err := strconv.Atoi(strings.Split(n, "_")[2])
+		parts := strings.Split(n, "_")
+		pid, err := strconv.Atoi(parts[len(parts)-2])
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
